@@ -1,0 +1,212 @@
+//! Wiring: builds every port from the configuration once, binds the listener
+//! (port 0 works, for tests) and serves until told to stop.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use tokio::net::TcpListener;
+
+use crate::captcha::CaptchaRenderer;
+use crate::clock::{SharedClock, SystemClock};
+use crate::config::Config;
+use crate::domain::{MobilePolicy, PasswordPolicy};
+use crate::flow::{Flow, FlowParts, FlowSettings};
+use crate::http::{self, AppState, CookiePolicy, CsrfPolicy, RouterOptions, TrustedProxies};
+use crate::limits::Limits;
+use crate::passwords::PasswordHasher;
+use crate::secret::ServerSecret;
+use crate::sms::{SmsChain, SmsSender, log::LogSender};
+use crate::store::{MemoryStore, SharedStore};
+use crate::users::{self, SharedUserRepo};
+
+/// What tests may replace.
+#[derive(Default)]
+pub struct Overrides {
+    pub clock: Option<SharedClock>,
+}
+
+pub struct App {
+    listener: TcpListener,
+    router: axum::Router,
+    addr: SocketAddr,
+}
+
+impl App {
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        Self::build_with(config, Overrides::default()).await
+    }
+
+    pub async fn build_with(config: Config, overrides: Overrides) -> anyhow::Result<Self> {
+        let clock: SharedClock = overrides.clock.unwrap_or_else(|| Arc::new(SystemClock));
+        warn_about_development_settings(&config);
+
+        let store = open_store(&config, clock.clone())?;
+        let users = open_users(&config).await?;
+        let secret = load_secret(&config)?;
+        let sms = Arc::new(build_sms_chain(&config)?);
+        let captcha = Arc::new(CaptchaRenderer::new().context("loading the captcha font")?);
+        let hasher = Arc::new(PasswordHasher::new(&config.password).context("password hasher")?);
+        let settings = FlowSettings {
+            captcha_ttl: Duration::from_secs(config.captcha.ttl_secs),
+            code_ttl: Duration::from_secs(config.sms.code_ttl_secs),
+            max_guesses: config.sms.max_guesses,
+            session_ttl: Duration::from_secs(config.session.ttl_secs),
+            expose_secrets: config.dev.expose_secrets,
+            mobile_policy: MobilePolicy::new(&config.phone.allowed_regions.0)
+                .map_err(anyhow::Error::msg)?,
+            password_policy: PasswordPolicy {
+                min_len: config.password.min_len,
+                max_len: config.password.max_len,
+            },
+        };
+        let flow = Flow::new(FlowParts {
+            limits: Limits::new(store.clone(), config.limits.clone()),
+            store,
+            users,
+            sms,
+            clock,
+            secret,
+            captcha,
+            hasher,
+            settings,
+        });
+        let state = AppState {
+            flow: Arc::new(flow),
+            trusted: TrustedProxies(Arc::new(config.server.trusted_proxies.0.clone())),
+            cookies: CookiePolicy {
+                secure: config.server.secure_cookies,
+                max_age_secs: config.session.ttl_secs,
+            },
+        };
+        let router = http::router(
+            state,
+            RouterOptions {
+                csrf: CsrfPolicy {
+                    require_token: config.csrf.require_token,
+                },
+                max_body_bytes: config.server.max_body_bytes,
+                dev_hooks: config.dev.expose_secrets,
+            },
+        );
+        let listener = TcpListener::bind(config.server.listen)
+            .await
+            .with_context(|| format!("binding server.listen = {}", config.server.listen))?;
+        let addr = listener.local_addr()?;
+        Ok(Self {
+            listener,
+            router,
+            addr,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// Serves until SIGTERM or Ctrl-C; in-flight requests finish.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+
+    pub async fn run_until(self, stop: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        tracing::info!(addr = %self.addr, "phoneauth listening");
+        axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(stop)
+        .await
+    }
+}
+
+fn open_store(config: &Config, clock: SharedClock) -> anyhow::Result<SharedStore> {
+    if config.store.url.starts_with("memory://") {
+        let store = MemoryStore::new(clock, config.store.memory_max_mb.saturating_mul(1 << 20));
+        store.spawn_sweeper(Duration::from_secs(10));
+        return Ok(store);
+    }
+    bail!("store.url: unsupported store {:?}", crate::config::redact_url(&config.store.url))
+}
+
+async fn open_users(config: &Config) -> anyhow::Result<SharedUserRepo> {
+    let repo = users::connect(&config.database.url)
+        .await
+        .with_context(|| format!("opening database.url = {}", crate::config::redact_url(&config.database.url)))?;
+    repo.migrate().await.context("running database migrations")?;
+    Ok(repo)
+}
+
+/// The configured secret; in embedded mode one generated and kept beside the
+/// database. A shared store with no configured secret is refused: instances
+/// would not recognise each other's codes.
+fn load_secret(config: &Config) -> anyhow::Result<ServerSecret> {
+    if !config.server.secret.is_empty() {
+        return ServerSecret::from_hex(config.server.secret.expose()).context("server.secret");
+    }
+    if !config.store.url.starts_with("memory://") {
+        bail!("server.secret must be set when the store is shared (store.url is not memory://)");
+    }
+    match config.embedded_secret_path() {
+        Some(path) => ServerSecret::load_or_create(&path).context("embedded server secret"),
+        None => Ok(ServerSecret::generate()),
+    }
+}
+
+pub fn build_sms_chain(config: &Config) -> anyhow::Result<SmsChain> {
+    let mut providers: Vec<Arc<dyn SmsSender>> = Vec::new();
+    for name in std::iter::once(&config.sms.provider).chain(config.sms.fallback.0.iter()) {
+        let p: Arc<dyn SmsSender> = match name.as_str() {
+            "log" => Arc::new(LogSender),
+            other => bail!("sms.provider: unknown provider {other:?}"),
+        };
+        providers.push(p);
+    }
+    Ok(SmsChain::new(providers))
+}
+
+fn warn_about_development_settings(config: &Config) {
+    if config.sms.provider == "log" {
+        tracing::warn!(
+            "DEVELOPMENT ONLY: sms.provider = \"log\" writes codes to the log and sends nothing. \
+             Configure a real provider before anyone depends on this instance."
+        );
+    }
+    if config.dev.expose_secrets {
+        tracing::warn!(
+            "DEVELOPMENT ONLY: dev.expose_secrets = true serves captcha answers and SMS codes \
+             at /dev/*. Never enable this in production."
+        );
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown signal received; finishing in-flight requests");
+}

@@ -1,0 +1,378 @@
+//! The image captcha: our own renderer over pre-rasterised glyphs, encoded as
+//! JPEG.
+//!
+//! Each alphabet glyph is rasterised once, at start, into a coverage map.
+//! Drawing a captcha then only samples those maps through a per-glyph affine
+//! transform (rotation, scale) and one shared sine warp, so no outline is
+//! rasterised per request. The font is DejaVu Sans Bold (Bitstream Vera
+//! licence, shipped in `assets/fonts/`).
+
+use std::f32::consts::PI;
+
+use ab_glyph::{Font, FontRef, PxScale};
+use rand::{Rng, RngExt};
+
+pub const WIDTH: usize = 160;
+pub const HEIGHT: usize = 60;
+pub const LEN: usize = 4;
+
+/// Symbols without look-alikes: both sides of 0/O/Q/D, 1/I/L/J, 2/Z, 5/S,
+/// 8/B, 6/G and U/V are left out. Answers are compared in upper case.
+pub const ALPHABET: &[u8] = b"ACEFHKMNPRTWXY3479";
+
+const FONT_BYTES: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans-Bold.ttf");
+/// Pixel height glyphs are rasterised at; drawn glyphs are scaled around it.
+const RASTER_PX: f32 = 46.0;
+const JPEG_QUALITY: u8 = 80;
+
+/// A drawn captcha: the answer and the JPEG a person reads it from.
+pub struct Captcha {
+    pub text: String,
+    pub jpeg: Vec<u8>,
+}
+
+struct GlyphMap {
+    w: usize,
+    h: usize,
+    coverage: Vec<f32>,
+}
+
+impl GlyphMap {
+    /// Bilinear sample; zero outside the map.
+    fn sample(&self, u: f32, v: f32) -> f32 {
+        let u = u - 0.5;
+        let v = v - 0.5;
+        if u < -1.0 || v < -1.0 || u >= self.w as f32 || v >= self.h as f32 {
+            return 0.0;
+        }
+        let x0 = u.floor();
+        let y0 = v.floor();
+        let fx = u - x0;
+        let fy = v - y0;
+        let (x0, y0) = (x0 as isize, y0 as isize);
+        let at = |x: isize, y: isize| -> f32 {
+            if x < 0 || y < 0 || x >= self.w as isize || y >= self.h as isize {
+                0.0
+            } else {
+                self.coverage[y as usize * self.w + x as usize]
+            }
+        };
+        let top = at(x0, y0) * (1.0 - fx) + at(x0 + 1, y0) * fx;
+        let bottom = at(x0, y0 + 1) * (1.0 - fx) + at(x0 + 1, y0 + 1) * fx;
+        top * (1.0 - fy) + bottom * fy
+    }
+}
+
+/// Draws captchas. Build once and share: construction rasterises the alphabet.
+pub struct CaptchaRenderer {
+    glyphs: Vec<GlyphMap>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CaptchaError {
+    #[error("the embedded font cannot be read")]
+    Font,
+    #[error("the embedded font has no glyph for {0:?}")]
+    MissingGlyph(char),
+    #[error("JPEG encoding failed: {0}")]
+    Encode(String),
+}
+
+impl CaptchaRenderer {
+    pub fn new() -> Result<Self, CaptchaError> {
+        let font = FontRef::try_from_slice(FONT_BYTES).map_err(|_| CaptchaError::Font)?;
+        let glyphs = ALPHABET
+            .iter()
+            .map(|&b| rasterise(&font, char::from(b)))
+            .collect::<Result<_, _>>()?;
+        Ok(Self { glyphs })
+    }
+
+    /// A fresh captcha with a random answer, from the thread's CSPRNG.
+    pub fn generate(&self) -> Result<Captcha, CaptchaError> {
+        let mut rng = rand::rng();
+        let text: String = (0..LEN)
+            .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
+            .collect();
+        let jpeg = self.render_jpeg(&text, &mut rng)?;
+        Ok(Captcha { text, jpeg })
+    }
+
+    pub fn render_jpeg<R: Rng>(&self, text: &str, rng: &mut R) -> Result<Vec<u8>, CaptchaError> {
+        let rgb = self.render_rgb(text, rng);
+        encode_jpeg(&rgb)
+    }
+
+    /// Draws `text` (symbols of [`ALPHABET`]; others are skipped) into an RGB
+    /// buffer of `WIDTH × HEIGHT`.
+    pub fn render_rgb<R: Rng>(&self, text: &str, rng: &mut R) -> Vec<u8> {
+        let mut canvas = Canvas::background(rng);
+
+        // Thin background curves in mid tones, under the text.
+        for _ in 0..3 {
+            let colour = random_colour(rng, 110, 190);
+            let thickness = rng.random_range(1.0..1.8);
+            canvas.curve(rng, colour, thickness);
+        }
+
+        let warp = Warp::random(rng);
+        let symbols: Vec<usize> = text
+            .bytes()
+            .filter_map(|b| ALPHABET.iter().position(|&a| a == b.to_ascii_uppercase()))
+            .collect();
+        let n = symbols.len().max(1) as f32;
+        let pitch = (WIDTH as f32 - 24.0) / n;
+        for (i, &g) in symbols.iter().enumerate() {
+            let place = Placement {
+                cx: 12.0 + pitch * (i as f32 + 0.5) + rng.random_range(-3.0..3.0),
+                cy: HEIGHT as f32 / 2.0 + rng.random_range(-5.0..5.0),
+                angle: rng.random_range(-0.45..0.45f32),
+                scale: rng.random_range(0.82..1.08f32),
+                shear: rng.random_range(-0.25..0.25f32),
+            };
+            let colour = random_colour(rng, 10, 110);
+            canvas.glyph(&self.glyphs[g], &place, &warp, colour);
+        }
+
+        // A stroke through the text in a text-like colour defeats simple
+        // segmentation; specks break up thresholding.
+        let colour = random_colour(rng, 30, 120);
+        let thickness = rng.random_range(1.6..2.4);
+        canvas.curve(rng, colour, thickness);
+        canvas.specks(rng, 90);
+        canvas.into_rgb()
+    }
+}
+
+fn rasterise(font: &FontRef<'_>, c: char) -> Result<GlyphMap, CaptchaError> {
+    let id = font.glyph_id(c);
+    if id.0 == 0 {
+        return Err(CaptchaError::MissingGlyph(c));
+    }
+    let glyph = id.with_scale(PxScale::from(RASTER_PX));
+    let outlined = font
+        .outline_glyph(glyph)
+        .ok_or(CaptchaError::MissingGlyph(c))?;
+    let bounds = outlined.px_bounds();
+    // One pixel of margin on each side keeps bilinear edges soft.
+    let w = bounds.width().ceil() as usize + 2;
+    let h = bounds.height().ceil() as usize + 2;
+    let mut coverage = vec![0.0f32; w * h];
+    outlined.draw(|x, y, cov| {
+        let (x, y) = (x as usize + 1, y as usize + 1);
+        if x < w && y < h {
+            coverage[y * w + x] = cov.clamp(0.0, 1.0);
+        }
+    });
+    Ok(GlyphMap { w, h, coverage })
+}
+
+struct Placement {
+    cx: f32,
+    cy: f32,
+    angle: f32,
+    scale: f32,
+    shear: f32,
+}
+
+/// A sine displacement of the whole text line.
+struct Warp {
+    amp_y: f32,
+    freq_y: f32,
+    phase_y: f32,
+    amp_x: f32,
+    freq_x: f32,
+    phase_x: f32,
+}
+
+impl Warp {
+    fn random<R: Rng>(rng: &mut R) -> Self {
+        Self {
+            amp_y: rng.random_range(2.0..4.5),
+            freq_y: 2.0 * PI / rng.random_range(60.0..110.0),
+            phase_y: rng.random_range(0.0..2.0 * PI),
+            amp_x: rng.random_range(1.0..2.5),
+            freq_x: 2.0 * PI / rng.random_range(30.0..60.0),
+            phase_x: rng.random_range(0.0..2.0 * PI),
+        }
+    }
+
+    fn apply(&self, x: f32, y: f32) -> (f32, f32) {
+        (
+            x + self.amp_x * (self.freq_x * y + self.phase_x).sin(),
+            y + self.amp_y * (self.freq_y * x + self.phase_y).sin(),
+        )
+    }
+}
+
+fn random_colour<R: Rng>(rng: &mut R, lo: u8, hi: u8) -> [f32; 3] {
+    [0; 3].map(|_: u8| f32::from(rng.random_range(lo..hi)))
+}
+
+struct Canvas {
+    px: Vec<[f32; 3]>,
+}
+
+impl Canvas {
+    /// A light two-colour horizontal gradient.
+    fn background<R: Rng>(rng: &mut R) -> Self {
+        let a = random_colour(rng, 215, 255);
+        let b = random_colour(rng, 215, 255);
+        let mut px = vec![[0.0; 3]; WIDTH * HEIGHT];
+        for x in 0..WIDTH {
+            let t = x as f32 / (WIDTH - 1) as f32;
+            let c = [0, 1, 2].map(|i| a[i] * (1.0 - t) + b[i] * t);
+            for y in 0..HEIGHT {
+                px[y * WIDTH + x] = c;
+            }
+        }
+        Self { px }
+    }
+
+    fn blend(&mut self, x: usize, y: usize, colour: [f32; 3], alpha: f32) {
+        let p = &mut self.px[y * WIDTH + x];
+        for i in 0..3 {
+            p[i] += (colour[i] - p[i]) * alpha;
+        }
+    }
+
+    fn glyph(&mut self, g: &GlyphMap, at: &Placement, warp: &Warp, colour: [f32; 3]) {
+        let (sin, cos) = at.angle.sin_cos();
+        let inv = 1.0 / at.scale;
+        let half_w = g.w as f32 / 2.0;
+        let half_h = g.h as f32 / 2.0;
+        // Bounding radius of the transformed glyph plus the warp's reach.
+        let reach = (half_w.hypot(half_h) * at.scale * (1.0 + at.shear.abs())) + 5.0;
+        let x0 = (at.cx - reach).floor().max(0.0) as usize;
+        let x1 = ((at.cx + reach).ceil() as usize).min(WIDTH);
+        let y0 = (at.cy - reach).floor().max(0.0) as usize;
+        let y1 = ((at.cy + reach).ceil() as usize).min(HEIGHT);
+        for y in y0..y1 {
+            for x in x0..x1 {
+                let (wx, wy) = warp.apply(x as f32 + 0.5, y as f32 + 0.5);
+                let dx = wx - at.cx;
+                let dy = wy - at.cy;
+                // Inverse of: shear, then scale, then rotate.
+                let rx = (cos * dx + sin * dy) * inv;
+                let ry = (-sin * dx + cos * dy) * inv;
+                let u = rx - at.shear * ry + half_w;
+                let v = ry + half_h;
+                let a = g.sample(u, v);
+                if a > 0.0 {
+                    self.blend(x, y, colour, a);
+                }
+            }
+        }
+    }
+
+    /// A gentle random curve across the image, anti-aliased per column.
+    fn curve<R: Rng>(&mut self, rng: &mut R, colour: [f32; 3], thickness: f32) {
+        let y_start = rng.random_range(10.0..(HEIGHT as f32 - 10.0));
+        let slope = rng.random_range(-0.18..0.18f32);
+        let amp = rng.random_range(3.0..10.0f32);
+        let freq = 2.0 * PI / rng.random_range(70.0..200.0f32);
+        let phase = rng.random_range(0.0..2.0 * PI);
+        let x_from = rng.random_range(0..WIDTH / 5);
+        let x_to = WIDTH - rng.random_range(0..WIDTH / 5);
+        let half = thickness / 2.0;
+        for x in x_from..x_to {
+            let xf = x as f32;
+            let yc = y_start + slope * xf + amp * (freq * xf + phase).sin();
+            let lo = (yc - half - 1.0).floor().max(0.0) as usize;
+            let hi = ((yc + half + 1.0).ceil().max(0.0) as usize).min(HEIGHT);
+            for y in lo..hi {
+                let d = ((y as f32 + 0.5) - yc).abs();
+                let a = (half + 0.5 - d).clamp(0.0, 1.0);
+                if a > 0.0 {
+                    self.blend(x, y, colour, a);
+                }
+            }
+        }
+    }
+
+    fn specks<R: Rng>(&mut self, rng: &mut R, count: usize) {
+        for _ in 0..count {
+            let x = rng.random_range(0..WIDTH);
+            let y = rng.random_range(0..HEIGHT);
+            let colour = random_colour(rng, 40, 220);
+            self.blend(x, y, colour, rng.random_range(0.5..1.0));
+        }
+    }
+
+    fn into_rgb(self) -> Vec<u8> {
+        self.px
+            .iter()
+            .flat_map(|p| p.map(|c| c.round().clamp(0.0, 255.0) as u8))
+            .collect()
+    }
+}
+
+pub fn encode_jpeg(rgb: &[u8]) -> Result<Vec<u8>, CaptchaError> {
+    let mut out = Vec::with_capacity(4096);
+    let encoder = jpeg_encoder::Encoder::new(&mut out, JPEG_QUALITY);
+    encoder
+        .encode(
+            rgb,
+            WIDTH as u16,
+            HEIGHT as u16,
+            jpeg_encoder::ColorType::Rgb,
+        )
+        .map_err(|e| CaptchaError::Encode(e.to_string()))?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand::rngs::StdRng;
+
+    #[test]
+    fn alphabet_has_no_look_alikes() {
+        for c in b"0O1IL2Z5S8B6GUVQDJ" {
+            assert!(!ALPHABET.contains(c), "{} must not be drawn", char::from(*c));
+        }
+    }
+
+    #[test]
+    fn captcha_is_a_160_by_60_jpeg_with_a_four_symbol_answer() {
+        let r = CaptchaRenderer::new().expect("renderer");
+        let c = r.generate().expect("captcha");
+        assert_eq!(c.text.len(), LEN);
+        assert!(c.text.bytes().all(|b| ALPHABET.contains(&b)));
+        assert_eq!(&c.jpeg[..3], &[0xFF, 0xD8, 0xFF], "JPEG magic");
+        // SOF0 segment carries height then width.
+        let sof = c.jpeg.windows(2).position(|w| w == [0xFF, 0xC0]).expect("SOF0");
+        let h = u16::from_be_bytes([c.jpeg[sof + 5], c.jpeg[sof + 6]]);
+        let w = u16::from_be_bytes([c.jpeg[sof + 7], c.jpeg[sof + 8]]);
+        assert_eq!((w, h), (160, 60));
+    }
+
+    #[test]
+    fn text_is_actually_drawn_in_dark_ink() {
+        let r = CaptchaRenderer::new().expect("renderer");
+        let mut rng = StdRng::seed_from_u64(7);
+        let with_text = r.render_rgb("AC34", &mut rng);
+        let mut rng = StdRng::seed_from_u64(7);
+        let without = r.render_rgb("", &mut rng);
+        let dark = |img: &[u8]| {
+            img.chunks(3)
+                .filter(|p| p.iter().map(|&c| u32::from(c)).sum::<u32>() < 3 * 120)
+                .count()
+        };
+        assert!(
+            dark(&with_text) > dark(&without) + 600,
+            "glyphs should add many dark pixels"
+        );
+    }
+
+    #[test]
+    fn same_seed_draws_the_same_image() {
+        let r = CaptchaRenderer::new().expect("renderer");
+        let a = r.render_rgb("WXY9", &mut StdRng::seed_from_u64(1));
+        let b = r.render_rgb("WXY9", &mut StdRng::seed_from_u64(1));
+        let c = r.render_rgb("WXY9", &mut StdRng::seed_from_u64(2));
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+    }
+}

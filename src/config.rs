@@ -1,0 +1,698 @@
+//! Configuration: built-in defaults, then a TOML file, then `PHONEAUTH_…`
+//! environment variables (`__` nests: `PHONEAUTH_SMS__PROVIDER`). `DATABASE_URL`
+//! and `REDIS_URL` sit just above the defaults, so any explicit key wins.
+//! Every key, its default and its env name are documented in
+//! `config.example.toml`.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use ipnet::IpNet;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// File read when `--config` is not given and it exists.
+pub const DEFAULT_FILE: &str = "phoneauth.toml";
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub store: StoreConfig,
+    pub database: DatabaseConfig,
+    pub sms: SmsConfig,
+    pub captcha: CaptchaConfig,
+    pub limits: LimitsConfig,
+    pub password: PasswordConfig,
+    pub session: SessionConfig,
+    pub phone: PhoneConfig,
+    pub csrf: CsrfConfig,
+    pub compat: CompatConfig,
+    pub web: WebConfig,
+    pub dev: DevConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub admin_listen: AdminListen,
+    pub trusted_proxies: CidrList,
+    pub secure_cookies: bool,
+    /// Hex, at least 32 bytes. Empty: embedded mode keeps a generated one in
+    /// `phoneauth.secret` beside the SQLite file.
+    pub secret: Secret,
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8000)),
+            admin_listen: AdminListen(Some(SocketAddr::from(([127, 0, 0, 1], 9100)))),
+            trusted_proxies: CidrList::default(),
+            secure_cookies: false,
+            secret: Secret::default(),
+            max_body_bytes: 16 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    pub url: String,
+    /// Size bound of the embedded store, in MiB.
+    pub memory_max_mb: usize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            url: "memory://".into(),
+            memory_max_mb: 256,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    pub url: String,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: "sqlite://phoneauth.db".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SmsConfig {
+    pub provider: String,
+    pub fallback: StringList,
+    pub code_ttl_secs: u64,
+    pub max_guesses: u32,
+}
+
+impl Default for SmsConfig {
+    fn default() -> Self {
+        Self {
+            provider: "log".into(),
+            fallback: StringList::default(),
+            code_ttl_secs: 300,
+            max_guesses: 5,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CaptchaConfig {
+    pub ttl_secs: u64,
+}
+
+impl Default for CaptchaConfig {
+    fn default() -> Self {
+        Self { ttl_secs: 300 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    pub captcha_per_ip_per_minute: u64,
+    pub sms_requests_per_ip_per_minute: u64,
+    pub sms_sent_per_ip_per_hour: u64,
+    pub sms_cooldown_secs: u64,
+    pub sms_per_mobile_per_day: u64,
+    pub sms_budget_per_day: u64,
+    pub login_failures: u64,
+    pub login_window_secs: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            captcha_per_ip_per_minute: 60,
+            sms_requests_per_ip_per_minute: 30,
+            sms_sent_per_ip_per_hour: 20,
+            sms_cooldown_secs: 60,
+            sms_per_mobile_per_day: 10,
+            sms_budget_per_day: 10_000,
+            login_failures: 5,
+            login_window_secs: 600,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PasswordConfig {
+    pub min_len: usize,
+    pub max_len: usize,
+    pub argon2_memory_kib: u32,
+    pub argon2_iterations: u32,
+    pub argon2_parallelism: u32,
+    /// Hashes computed at once; 0 means one per CPU core.
+    pub max_concurrent_hashes: usize,
+    /// How long a request waits for a hashing slot before it is refused.
+    pub queue_timeout_ms: u64,
+}
+
+impl Default for PasswordConfig {
+    fn default() -> Self {
+        Self {
+            min_len: 8,
+            max_len: 128,
+            argon2_memory_kib: 19_456,
+            argon2_iterations: 2,
+            argon2_parallelism: 1,
+            max_concurrent_hashes: 0,
+            queue_timeout_ms: 2_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SessionConfig {
+    pub ttl_secs: u64,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self { ttl_secs: 86_400 }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PhoneConfig {
+    /// Regions accepted besides CN, e.g. `HK,MO`.
+    pub allowed_regions: StringList,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CsrfConfig {
+    pub require_token: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CompatConfig {
+    pub routes: StringList,
+    pub steps_require_captcha: bool,
+}
+
+impl Default for CompatConfig {
+    fn default() -> Self {
+        Self {
+            routes: StringList(vec!["ihome".into()]),
+            steps_require_captcha: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebConfig {
+    pub static_dir: Option<PathBuf>,
+    pub pages_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DevConfig {
+    pub expose_secrets: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// A `tracing` filter, e.g. `info` or `phoneauth=debug`; `RUST_LOG` wins.
+    pub level: String,
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+            format: LogFormat::Pretty,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+/// `server.admin_listen`: an address, or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AdminListen(pub Option<SocketAddr>);
+
+impl<'de> Deserialize<'de> for AdminListen {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        if s.trim().eq_ignore_ascii_case("off") || s.trim().is_empty() {
+            return Ok(Self(None));
+        }
+        s.trim()
+            .parse()
+            .map(|a| Self(Some(a)))
+            .map_err(|_| serde::de::Error::custom(format!("{s:?} is not an address or `off`")))
+    }
+}
+
+impl Serialize for AdminListen {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Some(a) => s.serialize_str(&a.to_string()),
+            None => s.serialize_str("off"),
+        }
+    }
+}
+
+/// A list written either as a TOML array or as one comma-separated string
+/// (the only form an environment variable has).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct StringList(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for StringList {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            One(String),
+            Many(Vec<String>),
+        }
+        let items = match Raw::deserialize(d)? {
+            Raw::One(s) => s.split(',').map(str::to_owned).collect(),
+            Raw::Many(v) => v,
+        };
+        Ok(Self(
+            items
+                .into_iter()
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect(),
+        ))
+    }
+}
+
+/// CIDRs; a bare address means that one host.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CidrList(pub Vec<IpNet>);
+
+impl<'de> Deserialize<'de> for CidrList {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let list = StringList::deserialize(d)?;
+        list.0
+            .iter()
+            .map(|s| {
+                s.parse::<IpNet>()
+                    .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
+                    .map_err(|_| serde::de::Error::custom(format!("{s:?} is not a CIDR")))
+            })
+            .collect::<Result<_, _>>()
+            .map(Self)
+    }
+}
+
+impl Serialize for CidrList {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(ToString::to_string))
+    }
+}
+
+/// A credential. Prints and serialises as `<redacted>` when set. Numbers are
+/// accepted too, because an environment variable of digits arrives as one.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_empty() { "\"\"" } else { "<redacted>" })
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(if self.0.is_empty() { "" } else { "<redacted>" })
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            S(String),
+            U(u64),
+            I(i64),
+        }
+        Ok(Self(match Raw::deserialize(d)? {
+            Raw::S(s) => s,
+            Raw::U(n) => n.to_string(),
+            Raw::I(n) => n.to_string(),
+        }))
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(s: &str) -> Self {
+        Self(s.to_owned())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{}", describe(.0))]
+    Figment(#[from] Box<figment::Error>),
+    #[error("config file {0} does not exist")]
+    MissingFile(PathBuf),
+    #[error("invalid configuration:\n  {}", .0.join("\n  "))]
+    Invalid(Vec<String>),
+}
+
+impl Config {
+    /// Loads the layers. `file`: the `--config` path; without it
+    /// `phoneauth.toml` is read when present.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::figment(file)?
+            .extract::<Config>()
+            .map_err(|e| ConfigError::Figment(Box::new(e)))
+            .and_then(|c| c.validated())
+    }
+
+    pub fn figment(file: Option<&Path>) -> Result<Figment, ConfigError> {
+        let mut fig = Figment::new()
+            .merge(Env::raw().only(&["DATABASE_URL"]).map(|_| "database.url".into()))
+            .merge(Env::raw().only(&["REDIS_URL"]).map(|_| "store.url".into()));
+        match file {
+            Some(path) if !path.exists() => return Err(ConfigError::MissingFile(path.into())),
+            Some(path) => fig = fig.merge(Toml::file_exact(path)),
+            None if Path::new(DEFAULT_FILE).exists() => fig = fig.merge(Toml::file(DEFAULT_FILE)),
+            None => {}
+        }
+        Ok(fig.merge(Env::prefixed("PHONEAUTH_").split("__")))
+    }
+
+    /// Checks what types alone cannot; every message names its key.
+    pub fn validated(self) -> Result<Self, ConfigError> {
+        let mut errs = Vec::new();
+        let mut positive = |key: &str, v: u64| {
+            if v == 0 {
+                errs.push(format!("{key} must be greater than 0"));
+            }
+        };
+        let l = &self.limits;
+        positive("limits.captcha_per_ip_per_minute", l.captcha_per_ip_per_minute);
+        positive("limits.sms_requests_per_ip_per_minute", l.sms_requests_per_ip_per_minute);
+        positive("limits.sms_sent_per_ip_per_hour", l.sms_sent_per_ip_per_hour);
+        positive("limits.sms_per_mobile_per_day", l.sms_per_mobile_per_day);
+        positive("limits.sms_budget_per_day", l.sms_budget_per_day);
+        positive("limits.login_failures", l.login_failures);
+        positive("limits.login_window_secs", l.login_window_secs);
+        positive("sms.code_ttl_secs", self.sms.code_ttl_secs);
+        positive("sms.max_guesses", u64::from(self.sms.max_guesses));
+        positive("captcha.ttl_secs", self.captcha.ttl_secs);
+        positive("session.ttl_secs", self.session.ttl_secs);
+        positive("store.memory_max_mb", self.store.memory_max_mb as u64);
+        positive("server.max_body_bytes", self.server.max_body_bytes as u64);
+
+        let p = &self.password;
+        if p.min_len == 0 || p.min_len > p.max_len {
+            errs.push("password.min_len must be between 1 and password.max_len".into());
+        }
+        if p.argon2_memory_kib < 8 * p.argon2_parallelism.max(1)
+            || p.argon2_iterations == 0
+            || p.argon2_parallelism == 0
+        {
+            errs.push(
+                "password.argon2_* parameters are out of range (memory ≥ 8 KiB per lane, iterations ≥ 1, parallelism ≥ 1)".into(),
+            );
+        }
+        if !self.store.url.starts_with("memory://") {
+            errs.push(format!(
+                "store.url: unsupported scheme in {:?} (this build supports memory://)",
+                redact_url(&self.store.url)
+            ));
+        }
+        if !self.database.url.starts_with("sqlite:") {
+            errs.push(format!(
+                "database.url: unsupported scheme in {:?} (this build supports sqlite://)",
+                redact_url(&self.database.url)
+            ));
+        }
+        if self.sms.provider != "log" {
+            errs.push(format!(
+                "sms.provider: unknown provider {:?} (this build supports: log)",
+                self.sms.provider
+            ));
+        }
+        for f in &self.sms.fallback.0 {
+            if f != "log" {
+                errs.push(format!("sms.fallback: unknown provider {f:?}"));
+            }
+        }
+        if !self.server.secret.is_empty() {
+            if let Err(e) = crate::secret::ServerSecret::from_hex(self.server.secret.expose()) {
+                errs.push(format!("server.secret: {e}"));
+            }
+        }
+        if let Err(e) = crate::domain::MobilePolicy::new(&self.phone.allowed_regions.0) {
+            errs.push(format!("phone.allowed_regions: {e}"));
+        }
+        for r in &self.compat.routes.0 {
+            if !["ihome", "passport", "validate", "steps"].contains(&r.as_str()) {
+                errs.push(format!("compat.routes: unknown route set {r:?}"));
+            }
+        }
+        if errs.is_empty() {
+            Ok(self)
+        } else {
+            Err(ConfigError::Invalid(errs))
+        }
+    }
+
+    /// The effective configuration as TOML, secrets redacted.
+    pub fn to_redacted_toml(&self) -> String {
+        let mut shown = self.clone();
+        shown.store.url = redact_url(&self.store.url);
+        shown.database.url = redact_url(&self.database.url);
+        toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot print: {e}\n"))
+    }
+
+    /// Where embedded mode keeps its generated secret: beside the SQLite file.
+    pub fn embedded_secret_path(&self) -> Option<PathBuf> {
+        let path = sqlite_path(&self.database.url)?;
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Some(dir.join("phoneauth.secret"))
+    }
+}
+
+/// One line per bad key: `server.listen: <problem> (in <source>)`, naming the
+/// exact environment variable when that is where the value came from.
+fn describe(e: &figment::Error) -> String {
+    e.clone()
+        .into_iter()
+        .map(|e| {
+            let key = e.path.join(".").to_ascii_lowercase();
+            let source = match &e.metadata {
+                Some(m) if m.name.contains("environment") && !e.path.is_empty() => {
+                    format!("environment variable {}", env_name(&e.path))
+                }
+                Some(m) => match &m.source {
+                    Some(src) => format!("{} {src}", m.name),
+                    None => m.name.to_string(),
+                },
+                None => "built-in defaults".into(),
+            };
+            let key = if key.is_empty() { "configuration".into() } else { key };
+            format!("{key}: {} (in {source})", e.kind)
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn env_name(path: &[String]) -> String {
+    let joined = path.iter().map(|p| p.to_ascii_uppercase()).collect::<Vec<_>>().join("__");
+    match joined.as_str() {
+        "DATABASE__URL" | "STORE__URL" => format!("PHONEAUTH_{joined} (or DATABASE_URL / REDIS_URL)"),
+        _ => format!("PHONEAUTH_{joined}"),
+    }
+}
+
+/// The file of a `sqlite:` URL, or `None` for an in-memory database.
+fn sqlite_path(url: &str) -> Option<PathBuf> {
+    let rest = url.strip_prefix("sqlite:")?;
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    let path = rest.split('?').next().unwrap_or_default();
+    if path.is_empty() || path == ":memory:" {
+        return None;
+    }
+    Some(PathBuf::from(path))
+}
+
+/// Hides the password of `scheme://user:password@host`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((userinfo, host)) = rest.rsplit_once('@') else {
+        return url.to_owned();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:<redacted>@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    fn load_in(jail: &Jail, file: Option<&str>) -> Result<Config, ConfigError> {
+        Config::load(file.map(|f| jail.directory().join(f)).as_deref())
+    }
+
+    #[test]
+    fn defaults_are_the_embedded_mode_of_the_spec() {
+        Jail::expect_with(|jail| {
+            let c = load_in(jail, None).expect("defaults load");
+            assert_eq!(c.server.listen.to_string(), "127.0.0.1:8000");
+            assert_eq!(c.server.admin_listen.0.map(|a| a.to_string()).as_deref(), Some("127.0.0.1:9100"));
+            assert_eq!(c.store.url, "memory://");
+            assert_eq!(c.database.url, "sqlite://phoneauth.db");
+            assert_eq!(c.sms.provider, "log");
+            assert_eq!(c.compat.routes.0, vec!["ihome"]);
+            assert!(!c.dev.expose_secrets);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn env_overrides_file_and_file_overrides_defaults() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "phoneauth.toml",
+                "[server]\nlisten = \"127.0.0.1:7000\"\n[limits]\nsms_cooldown_secs = 90\n",
+            )?;
+            jail.set_env("PHONEAUTH_SERVER__LISTEN", "127.0.0.1:7001");
+            jail.set_env("PHONEAUTH_SERVER__TRUSTED_PROXIES", "10.0.0.0/8, 192.168.1.1");
+            jail.set_env("PHONEAUTH_SERVER__ADMIN_LISTEN", "off");
+            let c = load_in(jail, None).expect("loads");
+            assert_eq!(c.server.listen.to_string(), "127.0.0.1:7001");
+            assert_eq!(c.limits.sms_cooldown_secs, 90);
+            assert_eq!(c.server.trusted_proxies.0.len(), 2);
+            assert_eq!(c.server.admin_listen.0, None);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn database_url_is_honoured_unless_the_nested_key_is_set() {
+        Jail::expect_with(|jail| {
+            jail.set_env("DATABASE_URL", "sqlite://other.db");
+            assert_eq!(load_in(jail, None).expect("loads").database.url, "sqlite://other.db");
+            jail.set_env("PHONEAUTH_DATABASE__URL", "sqlite://nested.db");
+            assert_eq!(load_in(jail, None).expect("loads").database.url, "sqlite://nested.db");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_bad_value_names_its_key_and_its_source() {
+        Jail::expect_with(|jail| {
+            jail.set_env("PHONEAUTH_SERVER__LISTEN", "not-an-address");
+            let msg = load_in(jail, None).expect_err("bad listen").to_string();
+            assert!(msg.contains("server.listen"), "{msg}");
+            assert!(msg.contains("PHONEAUTH_SERVER__LISTEN"), "{msg}");
+            jail.clear_env();
+            jail.create_file("c.toml", "[limits]\nsms_cooldown_secs = \"soon\"\n")?;
+            let msg = load_in(jail, Some("c.toml")).expect_err("bad type").to_string();
+            assert!(msg.contains("limits.sms_cooldown_secs"), "{msg}");
+            assert!(msg.contains("c.toml"), "{msg}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_and_zero_limits_are_refused() {
+        Jail::expect_with(|jail| {
+            jail.create_file("a.toml", "[limits]\nsms_colldown_secs = 3\n")?;
+            let msg = load_in(jail, Some("a.toml")).expect_err("typo").to_string();
+            assert!(msg.contains("sms_colldown_secs"), "{msg}");
+            jail.create_file("b.toml", "[limits]\nsms_per_mobile_per_day = 0\n")?;
+            let msg = load_in(jail, Some("b.toml")).expect_err("zero").to_string();
+            assert!(msg.contains("limits.sms_per_mobile_per_day"), "{msg}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn secrets_are_redacted_when_printed() {
+        let mut c = Config::default();
+        c.server.secret = Secret::from("ab".repeat(32).as_str());
+        c.database.url = "postgres://app:hunter2@db/phoneauth".into();
+        let shown = c.to_redacted_toml();
+        assert!(!shown.contains("abababab"), "{shown}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("<redacted>"));
+        assert!(!format!("{c:?}").contains("abababab"));
+    }
+
+    #[test]
+    fn the_example_file_parses_and_lists_every_key() {
+        let example = include_str!("../config.example.toml");
+        let parsed: Config = Figment::new()
+            .merge(Toml::string(example))
+            .extract()
+            .expect("config.example.toml parses");
+        parsed.validated().expect("config.example.toml is valid");
+        let defaults = toml::to_string(&Config::default()).expect("serialise defaults");
+        let table: toml::Table = defaults.parse().expect("toml");
+        for (section, keys) in &table {
+            let Some(keys) = keys.as_table() else { continue };
+            for key in keys.keys() {
+                let needle = format!("PHONEAUTH_{}__{}", section.to_uppercase(), key.to_uppercase());
+                assert!(example.contains(&needle), "config.example.toml does not document {section}.{key} ({needle})");
+            }
+        }
+    }
+
+    #[test]
+    fn embedded_secret_lives_beside_the_database() {
+        let mut c = Config::default();
+        assert_eq!(c.embedded_secret_path(), Some(PathBuf::from("phoneauth.secret")));
+        c.database.url = "sqlite:///var/lib/phoneauth/users.db?mode=rwc".into();
+        assert_eq!(
+            c.embedded_secret_path(),
+            Some(PathBuf::from("/var/lib/phoneauth/phoneauth.secret"))
+        );
+    }
+}

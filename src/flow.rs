@@ -1,0 +1,564 @@
+//! The sign-up and sign-in flow: issue a captcha, send a code, verify it,
+//! register, log in, sessions. Every route set calls this; it knows nothing
+//! of HTTP. Inputs arrive as domain types; outcomes leave as [`FlowError`],
+//! which the HTTP layer maps to the wire envelope once.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
+
+use crate::captcha::CaptchaRenderer;
+use crate::clock::SharedClock;
+use crate::domain::{
+    CaptchaAnswer, CaptchaId, Errno, Lang, Mobile, MobilePolicy, Password, PasswordPolicy, SmsCode,
+};
+use crate::limits::{ClientKey, LimitError, Limits, Refusal, Scope};
+use crate::passwords::{HashError, PasswordHasher};
+use crate::secret::{self, ServerSecret};
+use crate::sms::{SmsChain, SmsError, SmsMessage};
+use crate::store::{CodeCheck, SharedStore, StoreError, keys};
+use crate::users::{NewUser, RepoError, SharedUserRepo, User};
+
+/// Durations and policies of the flow, from the configuration.
+#[derive(Debug, Clone)]
+pub struct FlowSettings {
+    pub captcha_ttl: Duration,
+    pub code_ttl: Duration,
+    pub max_guesses: u32,
+    pub session_ttl: Duration,
+    pub expose_secrets: bool,
+    pub mobile_policy: MobilePolicy,
+    pub password_policy: PasswordPolicy,
+}
+
+/// Why a request was malformed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParamError {
+    Missing(&'static str),
+    Mobile,
+    CaptchaId,
+    Code,
+    PasswordPolicy { min: usize, max: usize },
+    PasswordMismatch,
+    Body,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FlowError {
+    #[error("bad parameter: {0:?}")]
+    Param(ParamError),
+    #[error("rate limited ({})", .0.scope.as_str())]
+    Limited(Refusal),
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("database: {0}")]
+    Database(#[from] RepoError),
+    #[error("captcha missing or expired")]
+    CaptchaMissing,
+    #[error("captcha answer wrong")]
+    CaptchaWrong,
+    #[error("SMS code missing or expired")]
+    CodeMissing,
+    #[error("SMS code wrong ({remaining} guesses left)")]
+    CodeWrong { remaining: u32 },
+    #[error("mobile already registered")]
+    MobileTaken,
+    #[error("wrong mobile or password")]
+    BadCredentials,
+    #[error("user disabled")]
+    UserDisabled,
+    #[error("user not found")]
+    UserMissing,
+    #[error("not logged in")]
+    NotLoggedIn,
+    #[error("SMS provider: {0}")]
+    Sms(#[from] SmsError),
+    #[error("password hashing busy")]
+    Busy,
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl From<LimitError> for FlowError {
+    fn from(e: LimitError) -> Self {
+        match e {
+            LimitError::Refused(r) => FlowError::Limited(r),
+            LimitError::Store(s) => FlowError::Store(s),
+        }
+    }
+}
+
+impl From<HashError> for FlowError {
+    fn from(e: HashError) -> Self {
+        match e {
+            HashError::Busy => FlowError::Busy,
+            HashError::Internal(m) => FlowError::Internal(m),
+        }
+    }
+}
+
+impl FlowError {
+    pub fn errno(&self) -> Errno {
+        match self {
+            FlowError::Param(_) => Errno::ParamErr,
+            FlowError::Limited(_) | FlowError::Busy => Errno::ReqErr,
+            FlowError::Store(_) | FlowError::Database(_) => Errno::DbErr,
+            FlowError::CaptchaMissing | FlowError::CodeMissing => Errno::NoData,
+            FlowError::CaptchaWrong | FlowError::CodeWrong { .. } | FlowError::BadCredentials => {
+                Errno::DataErr
+            }
+            FlowError::MobileTaken => Errno::DataExist,
+            FlowError::UserDisabled | FlowError::UserMissing => Errno::UserErr,
+            FlowError::NotLoggedIn => Errno::SessionErr,
+            FlowError::Sms(_) => Errno::ThirdErr,
+            FlowError::Internal(_) => Errno::ServerErr,
+        }
+    }
+
+    /// When the client may try again, for `Retry-After`.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            FlowError::Limited(r) => Some(r.retry_after),
+            FlowError::Busy => Some(Duration::from_secs(1)),
+            _ => None,
+        }
+    }
+
+    /// The text a person sees. Internal details never reach it.
+    pub fn message(&self, lang: Lang) -> Cow<'static, str> {
+        let zh = lang == Lang::Zh;
+        let pick = |z: &'static str, e: &'static str| Cow::Borrowed(if zh { z } else { e });
+        match self {
+            FlowError::Param(p) => match p {
+                ParamError::Missing(_) => pick("参数不完整", "Missing parameter"),
+                ParamError::Mobile => pick("手机号格式错误", "Invalid mobile number"),
+                ParamError::CaptchaId => pick("图片验证码编号无效", "Invalid captcha id"),
+                ParamError::Code => pick("短信验证码格式错误", "The SMS code must be 6 digits"),
+                ParamError::PasswordPolicy { min, max } => Cow::Owned(if zh {
+                    format!("密码长度须为{min}到{max}个字符，且不含控制字符")
+                } else {
+                    format!("The password must be {min} to {max} characters, without control characters")
+                }),
+                ParamError::PasswordMismatch => pick("两次密码不一致", "The passwords do not match"),
+                ParamError::Body => pick("请求数据格式错误", "Malformed request body"),
+            },
+            FlowError::Limited(r) => match r.scope {
+                Scope::Cooldown => pick("发送过于频繁，请稍后再试", "Please wait before requesting another code"),
+                Scope::DailyPerMobile => pick("该手机号今日短信已达上限", "This number has had too many codes today"),
+                Scope::Budget => pick("短信服务繁忙，请稍后再试", "SMS sending is paused, please try later"),
+                Scope::Login => pick("登录失败次数过多，请稍后再试", "Too many failed logins, please try later"),
+                _ => pick("请求过于频繁，请稍后再试", "Too many requests, please slow down"),
+            },
+            FlowError::Store(_) | FlowError::Database(_) => pick("数据库异常", "Database error"),
+            FlowError::CaptchaMissing => pick("图片验证码已过期", "The captcha has expired"),
+            FlowError::CaptchaWrong => pick("图片验证码错误", "Wrong captcha answer"),
+            FlowError::CodeMissing => pick("短信验证码已过期", "The SMS code has expired"),
+            FlowError::CodeWrong { remaining: 0 } => pick(
+                "短信验证码错误次数过多，请重新获取",
+                "Too many wrong codes, please request a new one",
+            ),
+            FlowError::CodeWrong { .. } => pick("短信验证码错误", "Wrong SMS code"),
+            FlowError::MobileTaken => pick("手机号已注册", "This mobile number is already registered"),
+            FlowError::BadCredentials => pick("用户名或密码错误", "Wrong mobile number or password"),
+            FlowError::UserDisabled => pick("用户已被禁用", "This account is disabled"),
+            FlowError::UserMissing => pick("用户不存在", "User not found"),
+            FlowError::NotLoggedIn => pick("用户未登录", "Not logged in"),
+            FlowError::Sms(_) => pick("短信发送失败", "The SMS could not be sent"),
+            FlowError::Busy => pick("服务器繁忙，请稍后再试", "The server is busy, please retry"),
+            FlowError::Internal(_) => pick("内部错误", "Internal error"),
+        }
+    }
+}
+
+/// What a session remembers; stored as JSON under a hash of its id.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SessionData {
+    pub user_id: i64,
+    pub name: String,
+    pub mobile: String,
+}
+
+/// What `/dev/sms/{mobile}` shows.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DevSms {
+    pub code: String,
+    pub message: String,
+}
+
+pub struct Flow {
+    store: SharedStore,
+    users: SharedUserRepo,
+    sms: Arc<SmsChain>,
+    clock: SharedClock,
+    secret: ServerSecret,
+    captcha: Arc<CaptchaRenderer>,
+    hasher: Arc<PasswordHasher>,
+    limits: Limits,
+    settings: FlowSettings,
+}
+
+/// The ports and policies the flow works with.
+pub struct FlowParts {
+    pub store: SharedStore,
+    pub users: SharedUserRepo,
+    pub sms: Arc<SmsChain>,
+    pub clock: SharedClock,
+    pub secret: ServerSecret,
+    pub captcha: Arc<CaptchaRenderer>,
+    pub hasher: Arc<PasswordHasher>,
+    pub limits: Limits,
+    pub settings: FlowSettings,
+}
+
+impl Flow {
+    pub fn new(p: FlowParts) -> Self {
+        Self {
+            store: p.store,
+            users: p.users,
+            sms: p.sms,
+            clock: p.clock,
+            secret: p.secret,
+            captcha: p.captcha,
+            hasher: p.hasher,
+            limits: p.limits,
+            settings: p.settings,
+        }
+    }
+
+    pub fn settings(&self) -> &FlowSettings {
+        &self.settings
+    }
+
+    // ---- parsing helpers shared by every route set --------------------------
+
+    pub fn parse_mobile(&self, raw: Option<&str>) -> Result<Mobile, FlowError> {
+        let raw = present(raw, "mobile")?;
+        Mobile::parse(raw, &self.settings.mobile_policy).map_err(|_| FlowError::Param(ParamError::Mobile))
+    }
+
+    pub fn parse_new_password(
+        &self,
+        raw: Option<&str>,
+        confirm: Option<&str>,
+    ) -> Result<Password, FlowError> {
+        let raw = present(raw, "password")?;
+        if let Some(c) = confirm {
+            if c != raw {
+                return Err(FlowError::Param(ParamError::PasswordMismatch));
+            }
+        }
+        let policy = self.settings.password_policy;
+        Password::parse(raw, &policy).map_err(|_| {
+            FlowError::Param(ParamError::PasswordPolicy {
+                min: policy.min_len,
+                max: policy.max_len,
+            })
+        })
+    }
+
+    pub fn parse_login_password(&self, raw: Option<&str>) -> Result<Password, FlowError> {
+        let raw = present(raw, "password")?;
+        Password::for_login(raw, &self.settings.password_policy)
+            .ok_or(FlowError::Param(ParamError::Missing("password")))
+    }
+
+    // ---- captcha -----------------------------------------------------------
+
+    /// Draws a captcha for `id`, replacing any earlier one, and returns its JPEG.
+    pub async fn issue_captcha(&self, id: &CaptchaId, client: &ClientKey) -> Result<Vec<u8>, FlowError> {
+        self.limits.captcha(client).await?;
+        let captcha = self
+            .captcha
+            .generate()
+            .map_err(|e| FlowError::Internal(e.to_string()))?;
+        let mac = self.captcha_mac(id, &captcha.text);
+        let ttl = self.settings.captcha_ttl;
+        self.store.set(&keys::captcha(id), &mac, ttl).await?;
+        if self.settings.expose_secrets {
+            self.store
+                .set(&keys::dev_captcha(id), captcha.text.as_bytes(), ttl)
+                .await?;
+        }
+        Ok(captcha.jpeg)
+    }
+
+    /// Deletes a captcha that a page replaced (the news site's `pre_code_id`).
+    pub async fn discard_captcha(&self, id: &CaptchaId) -> Result<(), FlowError> {
+        self.store.delete(&keys::captcha(id)).await?;
+        Ok(())
+    }
+
+    /// Takes the captcha in one step, whether or not the answer matches: one
+    /// image, one guess.
+    pub async fn check_captcha(&self, id: &CaptchaId, answer: &CaptchaAnswer) -> Result<(), FlowError> {
+        let stored = self.store.take(&keys::captcha(id)).await?;
+        if self.settings.expose_secrets {
+            let _ = self.store.delete(&keys::dev_captcha(id)).await;
+        }
+        let stored = stored.ok_or(FlowError::CaptchaMissing)?;
+        let given = self.captcha_mac(id, &answer.normalised());
+        if bool::from(stored.as_slice().ct_eq(&given)) {
+            Ok(())
+        } else {
+            Err(FlowError::CaptchaWrong)
+        }
+    }
+
+    /// The current answer, for the development hook only.
+    pub async fn dev_captcha(&self, id: &CaptchaId) -> Result<Option<String>, FlowError> {
+        let v = self.store.get(&keys::dev_captcha(id)).await?;
+        Ok(v.map(|b| String::from_utf8_lossy(&b).into_owned()))
+    }
+
+    fn captcha_mac(&self, id: &CaptchaId, text: &str) -> [u8; 32] {
+        self.secret
+            .mac("captcha", &[id.as_str().as_bytes(), text.as_bytes()])
+    }
+
+    // ---- SMS code ----------------------------------------------------------
+
+    /// Sends a fresh code to `mobile`, in the order of SPEC §3: client request
+    /// rate, captcha (when given), already registered, send limits, code,
+    /// delivery.
+    pub async fn request_code(
+        &self,
+        mobile: &Mobile,
+        captcha: Option<(&CaptchaId, &CaptchaAnswer)>,
+        client: &ClientKey,
+        lang: Lang,
+    ) -> Result<(), FlowError> {
+        self.limits.sms_request(client).await?;
+        if let Some((id, answer)) = captcha {
+            self.check_captcha(id, answer).await?;
+        }
+        match self.users.by_mobile(mobile).await {
+            Ok(Some(_)) => return Err(FlowError::MobileTaken),
+            Ok(None) => {}
+            // Registration checks again; a database hiccup must not stop codes.
+            Err(e) => tracing::warn!(error = %e, "user lookup failed before sending a code; continuing"),
+        }
+        let reservation = self.limits.reserve_send(mobile, client).await?;
+
+        let code = secret::random_code();
+        let ttl = self.settings.code_ttl;
+        let code_key = keys::sms_code(mobile);
+        let msg = SmsMessage {
+            mobile,
+            code: &code,
+            ttl_minutes: ttl.as_secs().div_ceil(60),
+            lang,
+        };
+        let stored = async {
+            self.store.put_code(&code_key, &self.code_mac(mobile, &code), ttl).await?;
+            if self.settings.expose_secrets {
+                let dev = DevSms {
+                    code: code.clone(),
+                    message: msg.text(),
+                };
+                let json = serde_json::to_vec(&dev).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+                self.store.set(&keys::dev_sms(mobile), &json, ttl).await?;
+            }
+            Ok::<_, StoreError>(())
+        }
+        .await;
+        if let Err(e) = stored {
+            self.limits.release_send(reservation).await;
+            return Err(e.into());
+        }
+
+        match self.sms.send(&msg).await {
+            Ok(receipt) => {
+                tracing::info!(mobile = %mobile, provider = receipt.provider, "SMS code sent");
+                Ok(())
+            }
+            Err(e) => {
+                // Withdraw the code: a code nobody received must not be guessable.
+                if let Err(se) = self.store.delete(&code_key).await {
+                    tracing::error!(error = %se, "could not withdraw an undelivered code");
+                }
+                if self.settings.expose_secrets {
+                    let _ = self.store.delete(&keys::dev_sms(mobile)).await;
+                }
+                self.limits.release_send(reservation).await;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Checks a typed code; a match consumes it, a miss counts a guess.
+    pub async fn verify_code(&self, mobile: &Mobile, code: &SmsCode) -> Result<(), FlowError> {
+        let mac = self.code_mac(mobile, code.expose());
+        match self
+            .store
+            .verify_code(&keys::sms_code(mobile), &mac, self.settings.max_guesses)
+            .await?
+        {
+            CodeCheck::Match => {
+                if self.settings.expose_secrets {
+                    let _ = self.store.delete(&keys::dev_sms(mobile)).await;
+                }
+                Ok(())
+            }
+            CodeCheck::Missing => Err(FlowError::CodeMissing),
+            CodeCheck::Wrong { remaining } => Err(FlowError::CodeWrong { remaining }),
+        }
+    }
+
+    pub async fn dev_sms(&self, mobile: &Mobile) -> Result<Option<DevSms>, FlowError> {
+        let v = self.store.get(&keys::dev_sms(mobile)).await?;
+        Ok(v.and_then(|b| serde_json::from_slice(&b).ok()))
+    }
+
+    fn code_mac(&self, mobile: &Mobile, code: &str) -> [u8; 32] {
+        self.secret
+            .mac("sms-code", &[mobile.e164().as_bytes(), code.as_bytes()])
+    }
+
+    // ---- accounts ----------------------------------------------------------
+
+    /// Registers `mobile` after its code checks out. The code is verified
+    /// before the (costly) password hash, so guessing costs us no hashing.
+    pub async fn register(
+        &self,
+        mobile: &Mobile,
+        code: &SmsCode,
+        password: &Password,
+        name: Option<String>,
+    ) -> Result<User, FlowError> {
+        self.verify_code(mobile, code).await?;
+        let password_hash = self.hasher.hash(password).await?;
+        self.create_user(mobile, password_hash, name).await
+    }
+
+    /// Creates the user row; the unique constraint decides races.
+    pub async fn create_user(
+        &self,
+        mobile: &Mobile,
+        password_hash: String,
+        name: Option<String>,
+    ) -> Result<User, FlowError> {
+        let new = NewUser {
+            mobile: mobile.clone(),
+            name: name.unwrap_or_else(|| mobile.display()),
+            password_hash,
+            created_at: self.clock.now(),
+        };
+        match self.users.create(&new).await {
+            Ok(user) => {
+                tracing::info!(user_id = user.id, mobile = %mobile, "user registered");
+                Ok(user)
+            }
+            Err(RepoError::Duplicate) => Err(FlowError::MobileTaken),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn hash_password(&self, password: &Password) -> Result<String, FlowError> {
+        Ok(self.hasher.hash(password).await?)
+    }
+
+    /// Checks credentials. Unknown numbers and wrong passwords look the same
+    /// and cost the same (a dummy hash is verified).
+    pub async fn login(
+        &self,
+        mobile: &Mobile,
+        password: &Password,
+        client: &ClientKey,
+    ) -> Result<User, FlowError> {
+        self.limits.login_allowed(mobile, client).await?;
+        let user = self.users.by_mobile(mobile).await?;
+        let ok = self
+            .hasher
+            .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
+            .await?;
+        match user {
+            Some(user) if ok => {
+                if user.disabled {
+                    return Err(FlowError::UserDisabled);
+                }
+                self.limits.login_succeeded(mobile).await?;
+                tracing::info!(user_id = user.id, "login succeeded");
+                Ok(user)
+            }
+            _ => {
+                self.limits.login_failed(mobile, client).await?;
+                tracing::info!(mobile = %mobile, "login failed");
+                Err(FlowError::BadCredentials)
+            }
+        }
+    }
+
+    pub async fn user(&self, user_id: i64) -> Result<User, FlowError> {
+        self.users.by_id(user_id).await?.ok_or(FlowError::UserMissing)
+    }
+
+    // ---- sessions ----------------------------------------------------------
+
+    /// Starts a session for `user` and returns its id (256 random bits). The
+    /// store holds it under a hash of the id.
+    pub async fn start_session(&self, user: &User) -> Result<String, FlowError> {
+        let id = secret::random_hex(32);
+        let data = SessionData {
+            user_id: user.id,
+            name: user.name.clone(),
+            mobile: user.mobile.display(),
+        };
+        let json = serde_json::to_vec(&data).map_err(|e| FlowError::Internal(e.to_string()))?;
+        self.store
+            .set(&session_key(&id), &json, self.settings.session_ttl)
+            .await?;
+        Ok(id)
+    }
+
+    pub async fn session(&self, id: &str) -> Result<Option<SessionData>, FlowError> {
+        if !is_token_shaped(id) {
+            return Ok(None);
+        }
+        let v = self.store.get(&session_key(id)).await?;
+        Ok(v.and_then(|b| serde_json::from_slice(&b).ok()))
+    }
+
+    pub async fn end_session(&self, id: &str) -> Result<(), FlowError> {
+        if is_token_shaped(id) {
+            self.store.delete(&session_key(id)).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn ready(&self) -> Result<(), FlowError> {
+        self.store.ping().await?;
+        self.users.ping().await?;
+        Ok(())
+    }
+}
+
+fn session_key(id: &str) -> String {
+    keys::session(&secret::sha256_hex(id.as_bytes()))
+}
+
+fn is_token_shaped(id: &str) -> bool {
+    id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// A required field: absent and empty are the same.
+pub fn present<'a>(raw: Option<&'a str>, field: &'static str) -> Result<&'a str, FlowError> {
+    match raw {
+        Some(s) if !s.trim().is_empty() => Ok(s),
+        _ => Err(FlowError::Param(ParamError::Missing(field))),
+    }
+}
+
+pub fn parse_captcha_id(raw: Option<&str>, field: &'static str) -> Result<CaptchaId, FlowError> {
+    CaptchaId::parse(present(raw, field)?).ok_or(FlowError::Param(ParamError::CaptchaId))
+}
+
+pub fn parse_captcha_answer(raw: Option<&str>) -> Result<CaptchaAnswer, FlowError> {
+    Ok(CaptchaAnswer::new(present(raw, "image_code")?))
+}
+
+pub fn parse_sms_code(raw: Option<&str>) -> Result<SmsCode, FlowError> {
+    SmsCode::parse(present(raw, "sms_code")?).ok_or(FlowError::Param(ParamError::Code))
+}

@@ -1,0 +1,83 @@
+//! The one wire envelope of SPEC §2: `{"errno", "errmsg", "data"?}`, HTTP 200
+//! for business outcomes, `Retry-After` on limits. Every JSON answer of the
+//! errno route sets is built here.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::domain::{Errno, Lang};
+use crate::flow::FlowError;
+use crate::limits::retry_after_secs;
+
+/// A success message in both languages.
+#[derive(Debug, Clone, Copy)]
+pub struct Msg {
+    pub zh: &'static str,
+    pub en: &'static str,
+}
+
+impl Msg {
+    pub const OK: Msg = Msg { zh: "成功", en: "OK" };
+
+    pub fn get(self, lang: Lang) -> &'static str {
+        match lang {
+            Lang::Zh => self.zh,
+            Lang::En => self.en,
+        }
+    }
+}
+
+/// `{"errno":"0","errmsg":…}` with optional `data`.
+pub fn ok(lang: Lang, msg: Msg, data: Option<Value>) -> Response {
+    let mut body = json!({ "errno": Errno::Ok, "errmsg": msg.get(lang) });
+    if let Some(d) = data {
+        body["data"] = d;
+    }
+    json_response(StatusCode::OK, &body)
+}
+
+/// Logs what went wrong inside (never sent) and answers the envelope.
+pub fn error(lang: Lang, e: &FlowError) -> Response {
+    error_with_status(lang, e, StatusCode::OK)
+}
+
+pub fn error_with_status(lang: Lang, e: &FlowError, status: StatusCode) -> Response {
+    log_error(e);
+    let body = json!({ "errno": e.errno(), "errmsg": e.message(lang) });
+    let mut resp = json_response(status, &body);
+    if let Some(after) = e.retry_after() {
+        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs(after)));
+    }
+    resp
+}
+
+/// A bare envelope for transport-level answers (404, 405, 413, 403, 500).
+pub fn plain(status: StatusCode, errno: Errno, errmsg: &str) -> Response {
+    json_response(status, &json!({ "errno": errno, "errmsg": errmsg }))
+}
+
+pub fn json_response<T: Serialize>(status: StatusCode, body: &T) -> Response {
+    match serde_json::to_vec(body) {
+        Ok(bytes) => (
+            status,
+            [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+            bytes,
+        )
+            .into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+pub fn log_error(e: &FlowError) {
+    match e {
+        FlowError::Store(_) | FlowError::Database(_) | FlowError::Internal(_) => {
+            tracing::error!(error = %e, errno = e.errno().code(), "request failed");
+        }
+        FlowError::Sms(_) | FlowError::Busy => {
+            tracing::warn!(error = %e, errno = e.errno().code(), "request failed");
+        }
+        _ => tracing::debug!(error = %e, errno = e.errno().code(), "request refused"),
+    }
+}

@@ -1,0 +1,142 @@
+//! HTTP: the router, middleware, the envelope, and one module per route set.
+//! Handlers are thin: parse, call the flow, map the result.
+
+mod csrf;
+mod dev;
+mod envelope;
+mod extract;
+mod ihome;
+mod session;
+mod trace;
+
+use std::any::Any;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, FromRef, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::middleware;
+use axum::response::Response;
+use axum::routing::get;
+use serde_json::json;
+use tower_http::catch_panic::CatchPanicLayer;
+
+pub use csrf::CsrfPolicy;
+pub use extract::TrustedProxies;
+pub use session::CookiePolicy;
+
+use crate::domain::{Errno, Lang};
+use crate::flow::{Flow, FlowError, SessionData};
+use crate::users::User;
+use envelope::Msg;
+
+/// Cheap handles shared by every handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub flow: Arc<Flow>,
+    pub trusted: TrustedProxies,
+    pub cookies: CookiePolicy,
+}
+
+impl FromRef<AppState> for TrustedProxies {
+    fn from_ref(s: &AppState) -> Self {
+        s.trusted.clone()
+    }
+}
+
+impl AppState {
+    async fn current_session(&self, headers: &HeaderMap) -> Result<Option<SessionData>, FlowError> {
+        match session::session_id(headers) {
+            Some(id) => self.flow.session(id).await,
+            None => Ok(None),
+        }
+    }
+
+    /// Starts a fresh session for `user` (a pre-login id is never reused: the
+    /// old one is ended) and answers OK with the cookie.
+    async fn login_response(&self, lang: Lang, msg: Msg, headers: &HeaderMap, user: &User) -> Response {
+        if let Some(old) = session::session_id(headers) {
+            if let Err(e) = self.flow.end_session(old).await {
+                return envelope::error(lang, &e);
+            }
+        }
+        match self.flow.start_session(user).await {
+            Ok(id) => {
+                let mut resp = envelope::ok(lang, msg, None);
+                session::set(&mut resp, &id, self.cookies);
+                resp
+            }
+            Err(e) => envelope::error(lang, &e),
+        }
+    }
+}
+
+/// Options of the router that are not part of the flow.
+pub struct RouterOptions {
+    pub csrf: CsrfPolicy,
+    pub max_body_bytes: usize,
+    pub dev_hooks: bool,
+}
+
+pub fn router(state: AppState, opts: RouterOptions) -> Router {
+    let mut app = Router::new()
+        .merge(ihome::routes())
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz));
+    if opts.dev_hooks {
+        app = app.merge(dev::routes());
+    }
+    app.route_layer(middleware::from_fn(trace::record_route))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(opts.max_body_bytes))
+        .layer(middleware::from_fn_with_state(opts.csrf, csrf::layer))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(middleware::from_fn(trace::layer))
+        .with_state(state)
+}
+
+/// Process is up.
+async fn healthz() -> Response {
+    envelope::json_response(StatusCode::OK, &json!({ "status": "ok" }))
+}
+
+/// Store and database answer; 503 when either does not.
+async fn readyz(State(s): State<AppState>) -> Response {
+    match s.flow.ready().await {
+        Ok(()) => envelope::json_response(StatusCode::OK, &json!({ "status": "ready" })),
+        Err(e) => {
+            tracing::warn!(error = %e, "not ready");
+            let what = match e {
+                FlowError::Store(_) => "store",
+                FlowError::Database(_) => "database",
+                _ => "unknown",
+            };
+            envelope::json_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &json!({ "status": "unavailable", "failing": what }),
+            )
+        }
+    }
+}
+
+async fn not_found(lang: Lang) -> Response {
+    let msg = match lang {
+        Lang::Zh => "接口不存在",
+        Lang::En => "No such route",
+    };
+    envelope::plain(StatusCode::NOT_FOUND, Errno::ParamErr, msg)
+}
+
+async fn method_not_allowed(lang: Lang) -> Response {
+    let msg = match lang {
+        Lang::Zh => "请求方法不允许",
+        Lang::En => "Method not allowed",
+    };
+    envelope::plain(StatusCode::METHOD_NOT_ALLOWED, Errno::ParamErr, msg)
+}
+
+fn panic_response(_: Box<dyn Any + Send + 'static>) -> Response {
+    tracing::error!("a request handler panicked");
+    envelope::plain(StatusCode::INTERNAL_SERVER_ERROR, Errno::ServerErr, "内部错误")
+}

@@ -1,0 +1,47 @@
+//! One span per request, carrying a request id (taken from `x-request-id`
+//! when it looks sane, else generated, and echoed back) and the route
+//! template. Raw paths and query strings are never logged: they hold mobile
+//! numbers and captcha answers.
+
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request};
+use axum::http::HeaderValue;
+use axum::middleware::Next;
+use axum::response::Response;
+use tracing::{Instrument, field};
+
+use crate::secret;
+
+const HEADER: &str = "x-request-id";
+
+pub async fn layer(mut req: Request, next: Next) -> Response {
+    let id = req
+        .headers()
+        .get(HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| (1..=64).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        .map_or_else(|| secret::random_hex(8), str::to_owned);
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        req.headers_mut().insert(HEADER, v);
+    }
+    let span = tracing::info_span!("request", id = %id, method = %req.method(), route = field::Empty);
+    let started = Instant::now();
+    let mut resp = next.run(req).instrument(span.clone()).await;
+    let status = resp.status().as_u16();
+    span.in_scope(|| {
+        tracing::info!(status, latency_ms = started.elapsed().as_secs_f64() * 1e3, "request done");
+    });
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert(HEADER, v);
+    }
+    resp
+}
+
+/// Runs after routing, so the route template is known.
+pub async fn record_route(req: Request, next: Next) -> Response {
+    if let Some(p) = req.extensions().get::<MatchedPath>() {
+        tracing::Span::current().record("route", p.as_str());
+    }
+    next.run(req).await
+}

@@ -1,0 +1,21 @@
+//! phoneauth: sign-up and sign-in with a mobile number — image captcha, SMS
+//! code, password, sessions — wire-compatible with the classic Flask
+//! tutorial backends.
+
+pub mod app;
+pub mod captcha;
+pub mod clock;
+pub mod config;
+pub mod domain;
+pub mod flow;
+pub mod http;
+pub mod limits;
+pub mod passwords;
+pub mod secret;
+pub mod sms;
+pub mod store;
+pub mod telemetry;
+pub mod users;
+
+pub use app::{App, Overrides};
+pub use config::Config;

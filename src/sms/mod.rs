@@ -1,0 +1,183 @@
+//! The SMS port: one trait per vendor client, and the chain that tries them in
+//! order, falling over only on transient failures.
+
+pub mod log;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::domain::{Lang, Mobile};
+
+/// One verification message to deliver.
+pub struct SmsMessage<'a> {
+    pub mobile: &'a Mobile,
+    pub code: &'a str,
+    pub ttl_minutes: u64,
+    pub lang: Lang,
+}
+
+impl SmsMessage<'_> {
+    /// The text for providers that send free text (vendors with templates
+    /// send only the code and minutes).
+    pub fn text(&self) -> String {
+        match self.lang {
+            Lang::Zh => format!(
+                "您的验证码是{}，{}分钟内有效。请勿告诉他人。",
+                self.code, self.ttl_minutes
+            ),
+            Lang::En => format!(
+                "Your verification code is {}. It expires in {} minutes. Do not share it.",
+                self.code, self.ttl_minutes
+            ),
+        }
+    }
+}
+
+/// How a send failed, which decides whether another provider may be tried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmsErrorKind {
+    /// Network, timeout, vendor 5xx: worth trying the next provider.
+    Transient,
+    /// The vendor throttled us or the number.
+    RateLimited,
+    /// The vendor refused the number itself.
+    RejectedNumber,
+    /// Credentials, template or account problems: an operator must act.
+    Config,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{provider}: {kind:?}: {detail}")]
+pub struct SmsError {
+    pub provider: &'static str,
+    pub kind: SmsErrorKind,
+    /// Vendor detail for logs; never holds the code or the whole number.
+    pub detail: String,
+}
+
+/// What the vendor said when it accepted a message.
+#[derive(Debug, Clone)]
+pub struct SmsReceipt {
+    pub provider: &'static str,
+    pub message_id: Option<String>,
+}
+
+#[async_trait]
+pub trait SmsSender: Send + Sync + 'static {
+    fn name(&self) -> &'static str;
+    async fn send(&self, msg: &SmsMessage<'_>) -> Result<SmsReceipt, SmsError>;
+}
+
+/// The configured providers in order: the primary, then each fallback.
+pub struct SmsChain {
+    providers: Vec<Arc<dyn SmsSender>>,
+}
+
+impl SmsChain {
+    pub fn new(providers: Vec<Arc<dyn SmsSender>>) -> Self {
+        Self { providers }
+    }
+
+    /// Tries each provider once, moving on only after a transient failure.
+    pub async fn send(&self, msg: &SmsMessage<'_>) -> Result<SmsReceipt, SmsError> {
+        let mut last = None;
+        for p in &self.providers {
+            match p.send(msg).await {
+                Ok(receipt) => return Ok(receipt),
+                Err(e) => {
+                    tracing::warn!(provider = e.provider, kind = ?e.kind, detail = %e.detail,
+                        mobile = %msg.mobile, "SMS provider failed");
+                    let transient = e.kind == SmsErrorKind::Transient;
+                    last = Some(e);
+                    if !transient {
+                        break;
+                    }
+                }
+            }
+        }
+        Err(last.unwrap_or(SmsError {
+            provider: "chain",
+            kind: SmsErrorKind::Config,
+            detail: "no SMS provider configured".into(),
+        }))
+    }
+
+    pub fn names(&self) -> Vec<&'static str> {
+        self.providers.iter().map(|p| p.name()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::MobilePolicy;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    struct Fake {
+        name: &'static str,
+        outcome: Option<SmsErrorKind>,
+        calls: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl SmsSender for Fake {
+        fn name(&self) -> &'static str {
+            self.name
+        }
+        async fn send(&self, _: &SmsMessage<'_>) -> Result<SmsReceipt, SmsError> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            match self.outcome {
+                None => Ok(SmsReceipt {
+                    provider: self.name,
+                    message_id: None,
+                }),
+                Some(kind) => Err(SmsError {
+                    provider: self.name,
+                    kind,
+                    detail: "fake".into(),
+                }),
+            }
+        }
+    }
+
+    fn fake(name: &'static str, outcome: Option<SmsErrorKind>) -> Arc<Fake> {
+        Arc::new(Fake {
+            name,
+            outcome,
+            calls: AtomicUsize::new(0),
+        })
+    }
+
+    async fn run(chain: &SmsChain) -> Result<SmsReceipt, SmsError> {
+        let m = Mobile::parse("13812345678", &MobilePolicy::default()).expect("mobile");
+        chain
+            .send(&SmsMessage {
+                mobile: &m,
+                code: "123456",
+                ttl_minutes: 5,
+                lang: Lang::Zh,
+            })
+            .await
+    }
+
+    #[tokio::test]
+    async fn a_transient_failure_falls_over_to_the_next_provider() {
+        let a = fake("a", Some(SmsErrorKind::Transient));
+        let b = fake("b", None);
+        let chain = SmsChain::new(vec![a.clone(), b.clone()]);
+        assert_eq!(run(&chain).await.expect("sent").provider, "b");
+        assert_eq!(a.calls.load(Ordering::SeqCst), 1);
+        assert_eq!(b.calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_rejected_number_does_not_try_the_fallback() {
+        let a = fake("a", Some(SmsErrorKind::RejectedNumber));
+        let b = fake("b", None);
+        let chain = SmsChain::new(vec![a.clone(), b.clone()]);
+        let err = run(&chain).await.expect_err("refused");
+        assert_eq!(err.kind, SmsErrorKind::RejectedNumber);
+        assert_eq!(b.calls.load(Ordering::SeqCst), 0);
+    }
+}

@@ -1,0 +1,57 @@
+//! Every key the flow writes. Keys about one mobile number share the hash tag
+//! `{<E.164>}` so that, on Redis Cluster, they live in one slot.
+
+use crate::domain::{CaptchaId, Mobile};
+
+pub fn captcha(id: &CaptchaId) -> String {
+    format!("captcha:{{{}}}", id.as_str())
+}
+
+pub fn sms_code(m: &Mobile) -> String {
+    format!("sms:{{{}}}:code", m.e164())
+}
+
+pub fn sms_cooldown(m: &Mobile) -> String {
+    format!("sms:{{{}}}:cooldown", m.e164())
+}
+
+pub fn sms_daily(m: &Mobile) -> String {
+    format!("sms:{{{}}}:day", m.e164())
+}
+
+pub fn login_failures_mobile(m: &Mobile) -> String {
+    format!("login:{{{}}}:fail", m.e164())
+}
+
+pub fn login_failures_ip(ip: &str) -> String {
+    format!("login:ip:{{{ip}}}:fail")
+}
+
+pub fn captcha_per_ip(ip: &str) -> String {
+    format!("rl:captcha:{{{ip}}}")
+}
+
+pub fn sms_requests_per_ip(ip: &str) -> String {
+    format!("rl:smsreq:{{{ip}}}")
+}
+
+pub fn sms_sent_per_ip(ip: &str) -> String {
+    format!("rl:smssent:{{{ip}}}")
+}
+
+pub fn sms_budget() -> String {
+    "rl:smsbudget".to_owned()
+}
+
+/// Sessions are keyed by a hash of the id, so a store dump holds no usable id.
+pub fn session(id_hash: &str) -> String {
+    format!("session:{id_hash}")
+}
+
+pub fn dev_captcha(id: &CaptchaId) -> String {
+    format!("dev:captcha:{{{}}}", id.as_str())
+}
+
+pub fn dev_sms(m: &Mobile) -> String {
+    format!("dev:sms:{{{}}}", m.e164())
+}

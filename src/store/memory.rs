@@ -1,0 +1,359 @@
+//! The embedded store: an in-process map with per-key expiry, for one
+//! instance. Sharded mutexes keep each operation atomic; nothing is held
+//! across an `.await`.
+//!
+//! Memory is bounded: every entry is charged its approximate size, and a write
+//! of a new key that would pass the bound first sweeps expired entries, then
+//! fails with [`StoreError::Full`]. Nothing live is ever evicted to make room:
+//! evicting would let a flood of captchas wipe the counters that enforce the
+//! limits. A background sweep frees expired entries and hands the memory back.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use subtle::ConstantTimeEq;
+
+use super::{CodeCheck, Counter, KvStore, StoreError};
+use crate::clock::SharedClock;
+
+const SHARDS: usize = 32;
+/// Rough per-entry cost beyond key and value bytes: hash-table slot, `String`
+/// and `Vec` headers, allocator rounding.
+const ENTRY_OVERHEAD: usize = 96;
+
+#[derive(Debug)]
+enum Value {
+    Bytes(Vec<u8>),
+    Counter(u64),
+    Code { mac: Vec<u8>, wrong: u32 },
+}
+
+#[derive(Debug)]
+struct Entry {
+    value: Value,
+    expires_at_ms: u64,
+}
+
+impl Entry {
+    fn cost(key: &str, value: &Value) -> usize {
+        let v = match value {
+            Value::Bytes(b) => b.len(),
+            Value::Counter(_) => 8,
+            Value::Code { mac, .. } => mac.len() + 4,
+        };
+        key.len() + v + ENTRY_OVERHEAD
+    }
+}
+
+pub struct MemoryStore {
+    shards: Vec<Mutex<HashMap<String, Entry>>>,
+    hasher: RandomState,
+    clock: SharedClock,
+    used_bytes: AtomicUsize,
+    max_bytes: usize,
+}
+
+impl MemoryStore {
+    pub fn new(clock: SharedClock, max_bytes: usize) -> Arc<Self> {
+        Arc::new(Self {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            hasher: RandomState::new(),
+            clock,
+            used_bytes: AtomicUsize::new(0),
+            max_bytes,
+        })
+    }
+
+    /// Starts the periodic sweep. It stops by itself when the store is dropped.
+    pub fn spawn_sweeper(self: &Arc<Self>, every: Duration) {
+        let weak: Weak<Self> = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                match weak.upgrade() {
+                    Some(store) => store.sweep(),
+                    None => break,
+                }
+            }
+        });
+    }
+
+    /// Removes every expired entry and shrinks shards that became mostly empty.
+    pub fn sweep(&self) {
+        let now = self.clock.now_ms();
+        for shard in &self.shards {
+            let mut map = lock(shard);
+            self.sweep_shard(&mut map, now);
+            if map.capacity() > 64 && map.len() < map.capacity() / 4 {
+                map.shrink_to_fit();
+            }
+        }
+    }
+
+    /// Approximate bytes held by live and not-yet-swept entries.
+    pub fn used_bytes(&self) -> usize {
+        self.used_bytes.load(Ordering::Relaxed)
+    }
+
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| lock(s).len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn sweep_shard(&self, map: &mut HashMap<String, Entry>, now: u64) {
+        let mut freed = 0;
+        map.retain(|k, e| {
+            let keep = e.expires_at_ms > now;
+            if !keep {
+                freed += Entry::cost(k, &e.value);
+            }
+            keep
+        });
+        self.used_bytes.fetch_sub(freed, Ordering::Relaxed);
+    }
+
+    fn shard(&self, key: &str) -> MutexGuard<'_, HashMap<String, Entry>> {
+        let i = (self.hasher.hash_one(key) as usize) % SHARDS;
+        lock(&self.shards[i])
+    }
+
+    fn ttl_ms(ttl: Duration) -> u64 {
+        u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
+    }
+
+    /// Runs `f` on the live entry for `key` (expired entries are removed first
+    /// and look absent). `f` returns the new value for the key, or `None` to
+    /// delete it, plus its own result.
+    fn with_entry<R>(
+        &self,
+        key: &str,
+        f: impl FnOnce(Option<&mut Entry>, u64) -> (Update, R),
+    ) -> Result<R, StoreError> {
+        let now = self.clock.now_ms();
+        let mut map = self.shard(key);
+        if map.get(key).is_some_and(|e| e.expires_at_ms <= now) {
+            if let Some(old) = map.remove(key) {
+                self.release(key, &old.value);
+            }
+        }
+        let existing = map.get_mut(key);
+        let had = existing.is_some();
+        let (update, result) = f(existing, now);
+        match update {
+            Update::Keep => {}
+            Update::Delete => {
+                if let Some(old) = map.remove(key) {
+                    self.release(key, &old.value);
+                }
+            }
+            Update::Put(entry) => {
+                let new_cost = Entry::cost(key, &entry.value);
+                let old_cost = map.get(key).map_or(0, |e| Entry::cost(key, &e.value));
+                if !had && self.used_bytes() + new_cost > self.max_bytes {
+                    self.sweep_shard(&mut map, now);
+                    if self.used_bytes() + new_cost > self.max_bytes {
+                        return Err(StoreError::Full);
+                    }
+                }
+                self.used_bytes.fetch_add(new_cost, Ordering::Relaxed);
+                self.used_bytes.fetch_sub(old_cost, Ordering::Relaxed);
+                map.insert(key.to_owned(), entry);
+            }
+        }
+        Ok(result)
+    }
+
+    fn release(&self, key: &str, value: &Value) {
+        self.used_bytes
+            .fetch_sub(Entry::cost(key, value), Ordering::Relaxed);
+    }
+}
+
+enum Update {
+    Keep,
+    Delete,
+    Put(Entry),
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding a shard cannot leave an entry half-written (every
+    // update is a single insert or remove), so a poisoned lock is still sound.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn remaining(e: &Entry, now: u64) -> Duration {
+    Duration::from_millis(e.expires_at_ms.saturating_sub(now))
+}
+
+#[async_trait]
+impl KvStore for MemoryStore {
+    async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
+        self.with_entry(key, |_, now| {
+            let e = Entry {
+                value: Value::Bytes(value.to_vec()),
+                expires_at_ms: now + Self::ttl_ms(ttl),
+            };
+            (Update::Put(e), ())
+        })
+    }
+
+    async fn set_nx(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<Option<Duration>, StoreError> {
+        self.with_entry(key, |existing, now| match existing {
+            Some(e) => (Update::Keep, Some(remaining(e, now))),
+            None => {
+                let e = Entry {
+                    value: Value::Bytes(value.to_vec()),
+                    expires_at_ms: now + Self::ttl_ms(ttl),
+                };
+                (Update::Put(e), None)
+            }
+        })
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.with_entry(key, |existing, _| match existing {
+            Some(Entry {
+                value: Value::Bytes(b),
+                ..
+            }) => (Update::Keep, Some(b.clone())),
+            _ => (Update::Keep, None),
+        })
+    }
+
+    async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.with_entry(key, |existing, _| match existing {
+            Some(Entry {
+                value: Value::Bytes(b),
+                ..
+            }) => (Update::Delete, Some(std::mem::take(b))),
+            Some(_) => (Update::Delete, None),
+            None => (Update::Keep, None),
+        })
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.with_entry(key, |_, _| (Update::Delete, ()))
+    }
+
+    async fn incr_window(&self, key: &str, window: Duration) -> Result<Counter, StoreError> {
+        self.with_entry(key, |existing, now| match existing {
+            Some(e) => {
+                let count = match &mut e.value {
+                    Value::Counter(c) => {
+                        *c += 1;
+                        *c
+                    }
+                    other => {
+                        *other = Value::Counter(1);
+                        1
+                    }
+                };
+                let resets_in = remaining(e, now);
+                (Update::Keep, Counter { count, resets_in })
+            }
+            None => {
+                let ms = Self::ttl_ms(window);
+                let e = Entry {
+                    value: Value::Counter(1),
+                    expires_at_ms: now + ms,
+                };
+                let c = Counter {
+                    count: 1,
+                    resets_in: Duration::from_millis(ms),
+                };
+                (Update::Put(e), c)
+            }
+        })
+    }
+
+    async fn decr(&self, key: &str) -> Result<(), StoreError> {
+        self.with_entry(key, |existing, _| {
+            if let Some(Entry {
+                value: Value::Counter(c),
+                ..
+            }) = existing
+            {
+                *c = c.saturating_sub(1);
+            }
+            (Update::Keep, ())
+        })
+    }
+
+    async fn peek_counter(&self, key: &str) -> Result<Counter, StoreError> {
+        self.with_entry(key, |existing, now| {
+            let c = match existing {
+                Some(e) => Counter {
+                    count: match e.value {
+                        Value::Counter(c) => c,
+                        _ => 0,
+                    },
+                    resets_in: remaining(e, now),
+                },
+                None => Counter {
+                    count: 0,
+                    resets_in: Duration::ZERO,
+                },
+            };
+            (Update::Keep, c)
+        })
+    }
+
+    async fn put_code(&self, key: &str, mac: &[u8], ttl: Duration) -> Result<(), StoreError> {
+        self.with_entry(key, |_, now| {
+            let e = Entry {
+                value: Value::Code {
+                    mac: mac.to_vec(),
+                    wrong: 0,
+                },
+                expires_at_ms: now + Self::ttl_ms(ttl),
+            };
+            (Update::Put(e), ())
+        })
+    }
+
+    async fn verify_code(
+        &self,
+        key: &str,
+        candidate: &[u8],
+        max_guesses: u32,
+    ) -> Result<CodeCheck, StoreError> {
+        self.with_entry(key, |existing, _| {
+            let Some(Entry {
+                value: Value::Code { mac, wrong },
+                ..
+            }) = existing
+            else {
+                return (Update::Keep, CodeCheck::Missing);
+            };
+            if bool::from(mac.as_slice().ct_eq(candidate)) {
+                return (Update::Delete, CodeCheck::Match);
+            }
+            *wrong += 1;
+            let remaining = max_guesses.saturating_sub(*wrong);
+            let update = if remaining == 0 {
+                Update::Delete
+            } else {
+                Update::Keep
+            };
+            (update, CodeCheck::Wrong { remaining })
+        })
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}

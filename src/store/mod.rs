@@ -1,0 +1,94 @@
+//! The key-value port: the few atomic operations the flow needs, and nothing
+//! general-purpose. Every check-and-consume is one operation here, so each
+//! backend can make it atomic (a lock in memory, one command or script in Redis).
+
+pub mod keys;
+pub mod memory;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+pub use memory::MemoryStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    #[error("store is full")]
+    Full,
+}
+
+/// State of a fixed-window counter after an operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Counter {
+    pub count: u64,
+    /// Time until the window closes and the count starts again from zero.
+    pub resets_in: Duration,
+}
+
+/// Outcome of checking a guess against a stored SMS code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeCheck {
+    /// No code stored, or it expired.
+    Missing,
+    /// The guess matched; the code is consumed and no other caller can match it.
+    Match,
+    /// The guess was wrong; `remaining` more guesses are allowed (0: the code
+    /// was withdrawn).
+    Wrong { remaining: u32 },
+}
+
+#[async_trait]
+pub trait KvStore: Send + Sync + 'static {
+    /// Stores `value` for `ttl`, replacing any earlier value.
+    async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError>;
+
+    /// Stores `value` only when the key is absent. `None`: stored. `Some(t)`:
+    /// the key exists and expires in `t`.
+    async fn set_nx(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<Option<Duration>, StoreError>;
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Reads and deletes in one step: of concurrent callers at most one gets
+    /// the value.
+    async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError>;
+
+    /// Adds one to a fixed-window counter; the first hit opens a window of
+    /// `window`.
+    async fn incr_window(&self, key: &str, window: Duration) -> Result<Counter, StoreError>;
+
+    /// Takes one back from a counter (a reservation that was not used). A
+    /// missing counter stays missing.
+    async fn decr(&self, key: &str) -> Result<(), StoreError>;
+
+    /// Reads a counter without changing it (count 0 when absent).
+    async fn peek_counter(&self, key: &str) -> Result<Counter, StoreError>;
+
+    /// Stores the MAC of a fresh SMS code with a zero guess count, replacing
+    /// any earlier code.
+    async fn put_code(&self, key: &str, mac: &[u8], ttl: Duration) -> Result<(), StoreError>;
+
+    /// Checks `candidate` against the stored MAC in constant time, atomically:
+    /// a match consumes the code; a miss counts a guess and withdraws the code
+    /// at `max_guesses`.
+    async fn verify_code(
+        &self,
+        key: &str,
+        candidate: &[u8],
+        max_guesses: u32,
+    ) -> Result<CodeCheck, StoreError>;
+
+    /// Cheap round trip for readiness checks.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+pub type SharedStore = Arc<dyn KvStore>;

@@ -1,0 +1,66 @@
+//! The user repository port and its SQL implementations, chosen once at start
+//! from `database.url`.
+
+pub mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use crate::domain::Mobile;
+
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: i64,
+    pub mobile: Mobile,
+    pub name: String,
+    pub password_hash: String,
+    pub avatar_url: Option<String>,
+    pub disabled: bool,
+    pub created_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub mobile: Mobile,
+    pub name: String,
+    pub password_hash: String,
+    pub created_at: OffsetDateTime,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RepoError {
+    #[error("a user with this mobile number exists")]
+    Duplicate,
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("stored row is corrupt: {0}")]
+    Corrupt(String),
+}
+
+#[async_trait]
+pub trait UserRepo: Send + Sync + 'static {
+    /// Inserts a user; the unique mobile constraint answers `Duplicate`, also
+    /// when two registrations race.
+    async fn create(&self, new: &NewUser) -> Result<User, RepoError>;
+    async fn by_mobile(&self, mobile: &Mobile) -> Result<Option<User>, RepoError>;
+    async fn by_id(&self, id: i64) -> Result<Option<User>, RepoError>;
+    async fn ping(&self) -> Result<(), RepoError>;
+    /// Applies pending migrations.
+    async fn migrate(&self) -> Result<(), RepoError>;
+}
+
+pub type SharedUserRepo = Arc<dyn UserRepo>;
+
+/// Opens the repository named by `url` (`sqlite://…`).
+pub async fn connect(url: &str) -> Result<SharedUserRepo, RepoError> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(sqlite::SqliteUserRepo::connect(url).await?))
+    } else {
+        Err(RepoError::Unavailable(format!(
+            "unsupported database URL scheme in {:?}",
+            url.split(':').next().unwrap_or_default()
+        )))
+    }
+}
