@@ -22,10 +22,14 @@ use crate::sms::{SmsChain, SmsSender, log::LogSender};
 use crate::store::{MemoryStore, SharedStore};
 use crate::users::{self, SharedUserRepo};
 
-/// What tests may replace.
+/// Ports a test may replace (a manual clock, a store or database that fails
+/// on demand). Production code never sets these.
 #[derive(Default)]
 pub struct Overrides {
     pub clock: Option<SharedClock>,
+    pub store: Option<SharedStore>,
+    pub users: Option<SharedUserRepo>,
+    pub sms: Option<Arc<dyn SmsSender>>,
 }
 
 pub struct App {
@@ -43,10 +47,30 @@ impl App {
         let clock: SharedClock = overrides.clock.unwrap_or_else(|| Arc::new(SystemClock));
         warn_about_development_settings(&config);
 
-        let store = open_store(&config, clock.clone())?;
-        let users = open_users(&config).await?;
+        let store = match overrides.store {
+            Some(s) => s,
+            None => open_store(&config, clock.clone())?,
+        };
+        let users = match overrides.users {
+            Some(u) => u,
+            None => users::connect(&config.database.url)
+                .await
+                .with_context(|| {
+                    format!(
+                        "opening database.url = {}",
+                        crate::config::redact_url(&config.database.url)
+                    )
+                })?,
+        };
+        users
+            .migrate()
+            .await
+            .context("running database migrations")?;
         let secret = load_secret(&config)?;
-        let sms = Arc::new(build_sms_chain(&config)?);
+        let sms = Arc::new(match overrides.sms {
+            Some(sender) => SmsChain::new(vec![sender]),
+            None => build_sms_chain(&config)?,
+        });
         let captcha = Arc::new(CaptchaRenderer::new().context("loading the captcha font")?);
         let hasher = Arc::new(PasswordHasher::new(&config.password).context("password hasher")?);
         let settings = FlowSettings {
@@ -115,7 +139,10 @@ impl App {
         self.run_until(shutdown_signal()).await
     }
 
-    pub async fn run_until(self, stop: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    pub async fn run_until(
+        self,
+        stop: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
         tracing::info!(addr = %self.addr, "phoneauth listening");
         axum::serve(
             self.listener,
@@ -133,15 +160,10 @@ fn open_store(config: &Config, clock: SharedClock) -> anyhow::Result<SharedStore
         store.spawn_sweeper(Duration::from_secs(10));
         return Ok(store);
     }
-    bail!("store.url: unsupported store {:?}", crate::config::redact_url(&config.store.url))
-}
-
-async fn open_users(config: &Config) -> anyhow::Result<SharedUserRepo> {
-    let repo = users::connect(&config.database.url)
-        .await
-        .with_context(|| format!("opening database.url = {}", crate::config::redact_url(&config.database.url)))?;
-    repo.migrate().await.context("running database migrations")?;
-    Ok(repo)
+    bail!(
+        "store.url: unsupported store {:?}",
+        crate::config::redact_url(&config.store.url)
+    )
 }
 
 /// The configured secret; in embedded mode one generated and kept beside the

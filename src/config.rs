@@ -354,7 +354,11 @@ impl Secret {
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.0.is_empty() { "\"\"" } else { "<redacted>" })
+        f.write_str(if self.0.is_empty() {
+            "\"\""
+        } else {
+            "<redacted>"
+        })
     }
 }
 
@@ -409,7 +413,11 @@ impl Config {
 
     pub fn figment(file: Option<&Path>) -> Result<Figment, ConfigError> {
         let mut fig = Figment::new()
-            .merge(Env::raw().only(&["DATABASE_URL"]).map(|_| "database.url".into()))
+            .merge(
+                Env::raw()
+                    .only(&["DATABASE_URL"])
+                    .map(|_| "database.url".into()),
+            )
             .merge(Env::raw().only(&["REDIS_URL"]).map(|_| "store.url".into()));
         match file {
             Some(path) if !path.exists() => return Err(ConfigError::MissingFile(path.into())),
@@ -429,9 +437,18 @@ impl Config {
             }
         };
         let l = &self.limits;
-        positive("limits.captcha_per_ip_per_minute", l.captcha_per_ip_per_minute);
-        positive("limits.sms_requests_per_ip_per_minute", l.sms_requests_per_ip_per_minute);
-        positive("limits.sms_sent_per_ip_per_hour", l.sms_sent_per_ip_per_hour);
+        positive(
+            "limits.captcha_per_ip_per_minute",
+            l.captcha_per_ip_per_minute,
+        );
+        positive(
+            "limits.sms_requests_per_ip_per_minute",
+            l.sms_requests_per_ip_per_minute,
+        );
+        positive(
+            "limits.sms_sent_per_ip_per_hour",
+            l.sms_sent_per_ip_per_hour,
+        );
         positive("limits.sms_per_mobile_per_day", l.sms_per_mobile_per_day);
         positive("limits.sms_budget_per_day", l.sms_budget_per_day);
         positive("limits.login_failures", l.login_failures);
@@ -531,7 +548,11 @@ fn describe(e: &figment::Error) -> String {
                 },
                 None => "built-in defaults".into(),
             };
-            let key = if key.is_empty() { "configuration".into() } else { key };
+            let key = if key.is_empty() {
+                "configuration".into()
+            } else {
+                key
+            };
             format!("{key}: {} (in {source})", e.kind)
         })
         .collect::<Vec<_>>()
@@ -539,9 +560,15 @@ fn describe(e: &figment::Error) -> String {
 }
 
 fn env_name(path: &[String]) -> String {
-    let joined = path.iter().map(|p| p.to_ascii_uppercase()).collect::<Vec<_>>().join("__");
+    let joined = path
+        .iter()
+        .map(|p| p.to_ascii_uppercase())
+        .collect::<Vec<_>>()
+        .join("__");
     match joined.as_str() {
-        "DATABASE__URL" | "STORE__URL" => format!("PHONEAUTH_{joined} (or DATABASE_URL / REDIS_URL)"),
+        "DATABASE__URL" | "STORE__URL" => {
+            format!("PHONEAUTH_{joined} (or DATABASE_URL / REDIS_URL)")
+        }
         _ => format!("PHONEAUTH_{joined}"),
     }
 }
@@ -585,7 +612,10 @@ mod tests {
         Jail::expect_with(|jail| {
             let c = load_in(jail, None).expect("defaults load");
             assert_eq!(c.server.listen.to_string(), "127.0.0.1:8000");
-            assert_eq!(c.server.admin_listen.0.map(|a| a.to_string()).as_deref(), Some("127.0.0.1:9100"));
+            assert_eq!(
+                c.server.admin_listen.0.map(|a| a.to_string()).as_deref(),
+                Some("127.0.0.1:9100")
+            );
             assert_eq!(c.store.url, "memory://");
             assert_eq!(c.database.url, "sqlite://phoneauth.db");
             assert_eq!(c.sms.provider, "log");
@@ -603,7 +633,10 @@ mod tests {
                 "[server]\nlisten = \"127.0.0.1:7000\"\n[limits]\nsms_cooldown_secs = 90\n",
             )?;
             jail.set_env("PHONEAUTH_SERVER__LISTEN", "127.0.0.1:7001");
-            jail.set_env("PHONEAUTH_SERVER__TRUSTED_PROXIES", "10.0.0.0/8, 192.168.1.1");
+            jail.set_env(
+                "PHONEAUTH_SERVER__TRUSTED_PROXIES",
+                "10.0.0.0/8, 192.168.1.1",
+            );
             jail.set_env("PHONEAUTH_SERVER__ADMIN_LISTEN", "off");
             let c = load_in(jail, None).expect("loads");
             assert_eq!(c.server.listen.to_string(), "127.0.0.1:7001");
@@ -618,9 +651,15 @@ mod tests {
     fn database_url_is_honoured_unless_the_nested_key_is_set() {
         Jail::expect_with(|jail| {
             jail.set_env("DATABASE_URL", "sqlite://other.db");
-            assert_eq!(load_in(jail, None).expect("loads").database.url, "sqlite://other.db");
+            assert_eq!(
+                load_in(jail, None).expect("loads").database.url,
+                "sqlite://other.db"
+            );
             jail.set_env("PHONEAUTH_DATABASE__URL", "sqlite://nested.db");
-            assert_eq!(load_in(jail, None).expect("loads").database.url, "sqlite://nested.db");
+            assert_eq!(
+                load_in(jail, None).expect("loads").database.url,
+                "sqlite://nested.db"
+            );
             Ok(())
         });
     }
@@ -634,7 +673,9 @@ mod tests {
             assert!(msg.contains("PHONEAUTH_SERVER__LISTEN"), "{msg}");
             jail.clear_env();
             jail.create_file("c.toml", "[limits]\nsms_cooldown_secs = \"soon\"\n")?;
-            let msg = load_in(jail, Some("c.toml")).expect_err("bad type").to_string();
+            let msg = load_in(jail, Some("c.toml"))
+                .expect_err("bad type")
+                .to_string();
             assert!(msg.contains("limits.sms_cooldown_secs"), "{msg}");
             assert!(msg.contains("c.toml"), "{msg}");
             Ok(())
@@ -677,10 +718,19 @@ mod tests {
         let defaults = toml::to_string(&Config::default()).expect("serialise defaults");
         let table: toml::Table = defaults.parse().expect("toml");
         for (section, keys) in &table {
-            let Some(keys) = keys.as_table() else { continue };
+            let Some(keys) = keys.as_table() else {
+                continue;
+            };
             for key in keys.keys() {
-                let needle = format!("PHONEAUTH_{}__{}", section.to_uppercase(), key.to_uppercase());
-                assert!(example.contains(&needle), "config.example.toml does not document {section}.{key} ({needle})");
+                let needle = format!(
+                    "PHONEAUTH_{}__{}",
+                    section.to_uppercase(),
+                    key.to_uppercase()
+                );
+                assert!(
+                    example.contains(&needle),
+                    "config.example.toml does not document {section}.{key} ({needle})"
+                );
             }
         }
     }
@@ -688,7 +738,10 @@ mod tests {
     #[test]
     fn embedded_secret_lives_beside_the_database() {
         let mut c = Config::default();
-        assert_eq!(c.embedded_secret_path(), Some(PathBuf::from("phoneauth.secret")));
+        assert_eq!(
+            c.embedded_secret_path(),
+            Some(PathBuf::from("phoneauth.secret"))
+        );
         c.database.url = "sqlite:///var/lib/phoneauth/users.db?mode=rwc".into();
         assert_eq!(
             c.embedded_secret_path(),

@@ -140,17 +140,36 @@ impl FlowError {
                 ParamError::PasswordPolicy { min, max } => Cow::Owned(if zh {
                     format!("密码长度须为{min}到{max}个字符，且不含控制字符")
                 } else {
-                    format!("The password must be {min} to {max} characters, without control characters")
+                    format!(
+                        "The password must be {min} to {max} characters, without control characters"
+                    )
                 }),
-                ParamError::PasswordMismatch => pick("两次密码不一致", "The passwords do not match"),
+                ParamError::PasswordMismatch => {
+                    pick("两次密码不一致", "The passwords do not match")
+                }
                 ParamError::Body => pick("请求数据格式错误", "Malformed request body"),
             },
             FlowError::Limited(r) => match r.scope {
-                Scope::Cooldown => pick("发送过于频繁，请稍后再试", "Please wait before requesting another code"),
-                Scope::DailyPerMobile => pick("该手机号今日短信已达上限", "This number has had too many codes today"),
-                Scope::Budget => pick("短信服务繁忙，请稍后再试", "SMS sending is paused, please try later"),
-                Scope::Login => pick("登录失败次数过多，请稍后再试", "Too many failed logins, please try later"),
-                _ => pick("请求过于频繁，请稍后再试", "Too many requests, please slow down"),
+                Scope::Cooldown => pick(
+                    "发送过于频繁，请稍后再试",
+                    "Please wait before requesting another code",
+                ),
+                Scope::DailyPerMobile => pick(
+                    "该手机号今日短信已达上限",
+                    "This number has had too many codes today",
+                ),
+                Scope::Budget => pick(
+                    "短信服务繁忙，请稍后再试",
+                    "SMS sending is paused, please try later",
+                ),
+                Scope::Login => pick(
+                    "登录失败次数过多，请稍后再试",
+                    "Too many failed logins, please try later",
+                ),
+                _ => pick(
+                    "请求过于频繁，请稍后再试",
+                    "Too many requests, please slow down",
+                ),
             },
             FlowError::Store(_) | FlowError::Database(_) => pick("数据库异常", "Database error"),
             FlowError::CaptchaMissing => pick("图片验证码已过期", "The captcha has expired"),
@@ -161,8 +180,12 @@ impl FlowError {
                 "Too many wrong codes, please request a new one",
             ),
             FlowError::CodeWrong { .. } => pick("短信验证码错误", "Wrong SMS code"),
-            FlowError::MobileTaken => pick("手机号已注册", "This mobile number is already registered"),
-            FlowError::BadCredentials => pick("用户名或密码错误", "Wrong mobile number or password"),
+            FlowError::MobileTaken => {
+                pick("手机号已注册", "This mobile number is already registered")
+            }
+            FlowError::BadCredentials => {
+                pick("用户名或密码错误", "Wrong mobile number or password")
+            }
             FlowError::UserDisabled => pick("用户已被禁用", "This account is disabled"),
             FlowError::UserMissing => pick("用户不存在", "User not found"),
             FlowError::NotLoggedIn => pick("用户未登录", "Not logged in"),
@@ -236,7 +259,8 @@ impl Flow {
 
     pub fn parse_mobile(&self, raw: Option<&str>) -> Result<Mobile, FlowError> {
         let raw = present(raw, "mobile")?;
-        Mobile::parse(raw, &self.settings.mobile_policy).map_err(|_| FlowError::Param(ParamError::Mobile))
+        Mobile::parse(raw, &self.settings.mobile_policy)
+            .map_err(|_| FlowError::Param(ParamError::Mobile))
     }
 
     pub fn parse_new_password(
@@ -268,7 +292,11 @@ impl Flow {
     // ---- captcha -----------------------------------------------------------
 
     /// Draws a captcha for `id`, replacing any earlier one, and returns its JPEG.
-    pub async fn issue_captcha(&self, id: &CaptchaId, client: &ClientKey) -> Result<Vec<u8>, FlowError> {
+    pub async fn issue_captcha(
+        &self,
+        id: &CaptchaId,
+        client: &ClientKey,
+    ) -> Result<Vec<u8>, FlowError> {
         self.limits.captcha(client).await?;
         let captcha = self
             .captcha
@@ -293,7 +321,11 @@ impl Flow {
 
     /// Takes the captcha in one step, whether or not the answer matches: one
     /// image, one guess.
-    pub async fn check_captcha(&self, id: &CaptchaId, answer: &CaptchaAnswer) -> Result<(), FlowError> {
+    pub async fn check_captcha(
+        &self,
+        id: &CaptchaId,
+        answer: &CaptchaAnswer,
+    ) -> Result<(), FlowError> {
         let stored = self.store.take(&keys::captcha(id)).await?;
         if self.settings.expose_secrets {
             let _ = self.store.delete(&keys::dev_captcha(id)).await;
@@ -338,7 +370,9 @@ impl Flow {
             Ok(Some(_)) => return Err(FlowError::MobileTaken),
             Ok(None) => {}
             // Registration checks again; a database hiccup must not stop codes.
-            Err(e) => tracing::warn!(error = %e, "user lookup failed before sending a code; continuing"),
+            Err(e) => {
+                tracing::warn!(error = %e, "user lookup failed before sending a code; continuing")
+            }
         }
         let reservation = self.limits.reserve_send(mobile, client).await?;
 
@@ -352,13 +386,16 @@ impl Flow {
             lang,
         };
         let stored = async {
-            self.store.put_code(&code_key, &self.code_mac(mobile, &code), ttl).await?;
+            self.store
+                .put_code(&code_key, &self.code_mac(mobile, &code), ttl)
+                .await?;
             if self.settings.expose_secrets {
                 let dev = DevSms {
                     code: code.clone(),
                     message: msg.text(),
                 };
-                let json = serde_json::to_vec(&dev).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+                let json =
+                    serde_json::to_vec(&dev).map_err(|e| StoreError::Unavailable(e.to_string()))?;
                 self.store.set(&keys::dev_sms(mobile), &json, ttl).await?;
             }
             Ok::<_, StoreError>(())
@@ -492,7 +529,10 @@ impl Flow {
     }
 
     pub async fn user(&self, user_id: i64) -> Result<User, FlowError> {
-        self.users.by_id(user_id).await?.ok_or(FlowError::UserMissing)
+        self.users
+            .by_id(user_id)
+            .await?
+            .ok_or(FlowError::UserMissing)
     }
 
     // ---- sessions ----------------------------------------------------------

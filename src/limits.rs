@@ -142,9 +142,24 @@ impl Limits {
             r.cooldown = Some(cooldown);
         }
         let steps = [
-            (keys::sms_daily(mobile), self.cfg.sms_per_mobile_per_day, DAY, Scope::DailyPerMobile),
-            (keys::sms_sent_per_ip(client.as_str()), self.cfg.sms_sent_per_ip_per_hour, HOUR, Scope::SentPerIp),
-            (keys::sms_budget(), self.cfg.sms_budget_per_day, DAY, Scope::Budget),
+            (
+                keys::sms_daily(mobile),
+                self.cfg.sms_per_mobile_per_day,
+                DAY,
+                Scope::DailyPerMobile,
+            ),
+            (
+                keys::sms_sent_per_ip(client.as_str()),
+                self.cfg.sms_sent_per_ip_per_hour,
+                HOUR,
+                Scope::SentPerIp,
+            ),
+            (
+                keys::sms_budget(),
+                self.cfg.sms_budget_per_day,
+                DAY,
+                Scope::Budget,
+            ),
         ];
         for (key, limit, window, scope) in steps {
             match self.count(&key, limit, window, scope).await {
@@ -179,7 +194,11 @@ impl Limits {
 
     /// Refuses a login attempt while the client or the mobile has used up its
     /// failed attempts.
-    pub async fn login_allowed(&self, mobile: &Mobile, client: &ClientKey) -> Result<(), LimitError> {
+    pub async fn login_allowed(
+        &self,
+        mobile: &Mobile,
+        client: &ClientKey,
+    ) -> Result<(), LimitError> {
         for key in [
             keys::login_failures_ip(client.as_str()),
             keys::login_failures_mobile(mobile),
@@ -195,7 +214,11 @@ impl Limits {
         Ok(())
     }
 
-    pub async fn login_failed(&self, mobile: &Mobile, client: &ClientKey) -> Result<(), StoreError> {
+    pub async fn login_failed(
+        &self,
+        mobile: &Mobile,
+        client: &ClientKey,
+    ) -> Result<(), StoreError> {
         let window = Duration::from_secs(self.cfg.login_window_secs);
         self.store
             .incr_window(&keys::login_failures_ip(client.as_str()), window)
@@ -209,7 +232,9 @@ impl Limits {
     /// A successful login clears the mobile's failures (not the client's: one
     /// right password must not reset a client that is guessing many numbers).
     pub async fn login_succeeded(&self, mobile: &Mobile) -> Result<(), StoreError> {
-        self.store.delete(&keys::login_failures_mobile(mobile)).await
+        self.store
+            .delete(&keys::login_failures_mobile(mobile))
+            .await
     }
 
     async fn count(
@@ -278,16 +303,36 @@ mod tests {
             ..LimitsConfig::default()
         };
         let (l, _, store) = setup(cfg);
-        let _ = l.reserve_send(&mobile("13800000001"), &ip("10.0.0.1")).await.expect("first");
+        let _ = l
+            .reserve_send(&mobile("13800000001"), &ip("10.0.0.1"))
+            .await
+            .expect("first");
         let second = mobile("13800000002");
         let Err(LimitError::Refused(r)) = l.reserve_send(&second, &ip("10.0.0.2")).await else {
             panic!("budget of one must refuse the second send");
         };
         assert_eq!(r.scope, Scope::Budget);
         // The refused number keeps no cooldown and no daily count.
-        assert_eq!(store.get(&keys::sms_cooldown(&second)).await.expect("get"), None);
-        assert_eq!(store.peek_counter(&keys::sms_daily(&second)).await.expect("peek").count, 0);
-        assert_eq!(store.peek_counter(&keys::sms_budget()).await.expect("peek").count, 1);
+        assert_eq!(
+            store.get(&keys::sms_cooldown(&second)).await.expect("get"),
+            None
+        );
+        assert_eq!(
+            store
+                .peek_counter(&keys::sms_daily(&second))
+                .await
+                .expect("peek")
+                .count,
+            0
+        );
+        assert_eq!(
+            store
+                .peek_counter(&keys::sms_budget())
+                .await
+                .expect("peek")
+                .count,
+            1
+        );
     }
 
     #[tokio::test]
@@ -299,7 +344,10 @@ mod tests {
             l.login_allowed(&m, &c).await.expect("still allowed");
             l.login_failed(&m, &c).await.expect("counted");
         }
-        assert!(matches!(l.login_allowed(&m, &c).await, Err(LimitError::Refused(_))));
+        assert!(matches!(
+            l.login_allowed(&m, &c).await,
+            Err(LimitError::Refused(_))
+        ));
         clock.advance(Duration::from_secs(600));
         assert!(l.login_allowed(&m, &c).await.is_ok());
     }

@@ -50,7 +50,10 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     telemetry::init(&config.log);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("phoneauth: cannot start the runtime: {e}");
@@ -76,7 +79,8 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             println!("migrations applied");
         }
         Command::SmsTest { mobile } => {
-            let policy = MobilePolicy::new(&config.phone.allowed_regions.0).map_err(anyhow::Error::msg)?;
+            let policy =
+                MobilePolicy::new(&config.phone.allowed_regions.0).map_err(anyhow::Error::msg)?;
             let mobile = Mobile::parse(&mobile, &policy).context("not a valid mobile number")?;
             let chain = phoneauth::app::build_sms_chain(&config)?;
             let code = phoneauth::secret::random_code();

@@ -59,7 +59,11 @@ impl PasswordHasher {
 
     /// Checks `password` against `stored`, or against the dummy hash when there
     /// is no user, so that the answer takes the same time either way.
-    pub async fn verify(&self, password: &Password, stored: Option<&str>) -> Result<bool, HashError> {
+    pub async fn verify(
+        &self,
+        password: &Password,
+        stored: Option<&str>,
+    ) -> Result<bool, HashError> {
         let known = stored.is_some();
         let hash = stored.unwrap_or(&self.dummy_hash).to_owned();
         let pw = password.expose().to_owned();
@@ -118,15 +122,30 @@ mod tests {
     async fn hashes_are_argon2id_and_verify_only_the_right_password() {
         let h = PasswordHasher::new(&cheap()).expect("hasher");
         let stored = h.hash(&pw("correct horse")).await.expect("hash");
-        assert!(stored.starts_with("$argon2id$v=19$m=64,t=1,p=1$"), "{stored}");
-        assert!(h.verify(&pw("correct horse"), Some(&stored)).await.expect("verify"));
-        assert!(!h.verify(&pw("wrong horse!"), Some(&stored)).await.expect("verify"));
+        assert!(
+            stored.starts_with("$argon2id$v=19$m=64,t=1,p=1$"),
+            "{stored}"
+        );
+        assert!(
+            h.verify(&pw("correct horse"), Some(&stored))
+                .await
+                .expect("verify")
+        );
+        assert!(
+            !h.verify(&pw("wrong horse!"), Some(&stored))
+                .await
+                .expect("verify")
+        );
     }
 
     #[tokio::test]
     async fn an_unknown_user_never_verifies() {
         let h = PasswordHasher::new(&cheap()).expect("hasher");
-        assert!(!h.verify(&pw("anything at all"), None).await.expect("verify"));
+        assert!(
+            !h.verify(&pw("anything at all"), None)
+                .await
+                .expect("verify")
+        );
     }
 
     #[test]
@@ -146,7 +165,10 @@ mod tests {
         let h = PasswordHasher::new(&cfg).expect("hasher");
         let held = h.slots.clone().acquire_owned().await.expect("permit");
         let started = std::time::Instant::now();
-        assert!(matches!(h.hash(&pw("password1")).await, Err(HashError::Busy)));
+        assert!(matches!(
+            h.hash(&pw("password1")).await,
+            Err(HashError::Busy)
+        ));
         assert!(started.elapsed() < Duration::from_secs(2));
         drop(held);
         assert!(h.hash(&pw("password1")).await.is_ok());

@@ -131,8 +131,14 @@ mod tests {
 
     #[test]
     fn secrets_shorter_than_32_bytes_are_refused() {
-        assert!(matches!(ServerSecret::from_hex("00ff"), Err(SecretError::TooShort)));
-        assert!(matches!(ServerSecret::from_hex("zz"), Err(SecretError::NotHex)));
+        assert!(matches!(
+            ServerSecret::from_hex("00ff"),
+            Err(SecretError::TooShort)
+        ));
+        assert!(matches!(
+            ServerSecret::from_hex("zz"),
+            Err(SecretError::NotHex)
+        ));
         assert!(ServerSecret::from_hex(&"ab".repeat(32)).is_ok());
     }
 
@@ -158,7 +164,10 @@ mod tests {
             buckets[usize::from(c.as_bytes()[0] - b'0')] += 1;
         }
         for b in buckets {
-            assert!((1_700..2_300).contains(&b), "uneven first digit: {buckets:?}");
+            assert!(
+                (1_700..2_300).contains(&b),
+                "uneven first digit: {buckets:?}"
+            );
         }
     }
 

@@ -330,7 +330,11 @@ mod tests {
     #[test]
     fn alphabet_has_no_look_alikes() {
         for c in b"0O1IL2Z5S8B6GUVQDJ" {
-            assert!(!ALPHABET.contains(c), "{} must not be drawn", char::from(*c));
+            assert!(
+                !ALPHABET.contains(c),
+                "{} must not be drawn",
+                char::from(*c)
+            );
         }
     }
 
@@ -342,7 +346,11 @@ mod tests {
         assert!(c.text.bytes().all(|b| ALPHABET.contains(&b)));
         assert_eq!(&c.jpeg[..3], &[0xFF, 0xD8, 0xFF], "JPEG magic");
         // SOF0 segment carries height then width.
-        let sof = c.jpeg.windows(2).position(|w| w == [0xFF, 0xC0]).expect("SOF0");
+        let sof = c
+            .jpeg
+            .windows(2)
+            .position(|w| w == [0xFF, 0xC0])
+            .expect("SOF0");
         let h = u16::from_be_bytes([c.jpeg[sof + 5], c.jpeg[sof + 6]]);
         let w = u16::from_be_bytes([c.jpeg[sof + 7], c.jpeg[sof + 8]]);
         assert_eq!((w, h), (160, 60));

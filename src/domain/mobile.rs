@@ -72,8 +72,8 @@ impl Mobile {
         {
             return Err(MobileError::Malformed);
         }
-        let number = phonenumber::parse(Some(country::Id::CN), raw)
-            .map_err(|_| MobileError::Malformed)?;
+        let number =
+            phonenumber::parse(Some(country::Id::CN), raw).map_err(|_| MobileError::Malformed)?;
         if number.extension().is_some() || !number.is_valid_with(&DATABASE) {
             return Err(MobileError::NotMobile);
         }
@@ -182,7 +182,14 @@ mod tests {
     #[test]
     fn landlines_short_numbers_and_junk_are_refused() {
         assert_eq!(cn("01012345678"), Err(MobileError::NotMobile));
-        for bad in ["", "1381234567", "138123456789", "abc", "1381234567８", "138\u{0}12345678"] {
+        for bad in [
+            "",
+            "1381234567",
+            "138123456789",
+            "abc",
+            "1381234567８",
+            "138\u{0}12345678",
+        ] {
             assert!(cn(bad).is_err(), "{bad:?} should be refused");
         }
     }

@@ -128,10 +128,14 @@ impl Password {
         Ok(Self(raw.to_owned()))
     }
 
-    /// A login attempt is checked against the stored hash whatever it looks
-    /// like, so only an absurd length is refused up front.
+    /// A login attempt is checked against the stored hash even when it is
+    /// shorter than today's policy allows (older accounts may be); only what
+    /// no account can have is refused up front.
     pub fn for_login(raw: &str, policy: &PasswordPolicy) -> Option<Self> {
-        (!raw.is_empty() && raw.chars().count() <= policy.max_len).then(|| Self(raw.to_owned()))
+        let ok = !raw.is_empty()
+            && raw.chars().count() <= policy.max_len
+            && !raw.chars().any(char::is_control);
+        ok.then(|| Self(raw.to_owned()))
     }
 
     pub fn expose(&self) -> &str {
@@ -173,7 +177,10 @@ mod tests {
     fn password_policy_counts_characters_and_refuses_control_characters() {
         let p = PasswordPolicy::default();
         assert!(Password::parse("密码密码密码密码", &p).is_ok());
-        assert_eq!(Password::parse("short", &p).err(), Some(PasswordError::Length));
+        assert_eq!(
+            Password::parse("short", &p).err(),
+            Some(PasswordError::Length)
+        );
         assert_eq!(
             Password::parse(&"x".repeat(129), &p).err(),
             Some(PasswordError::Length)

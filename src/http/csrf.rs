@@ -37,7 +37,10 @@ pub async fn layer(State(policy): State<CsrfPolicy>, req: Request, next: Next) -
     }
     let mut resp = next.run(req).await;
     if !has_cookie {
-        let value = format!("{CSRF_COOKIE}={}; Path=/; SameSite=Lax", secret::random_hex(16));
+        let value = format!(
+            "{CSRF_COOKIE}={}; Path=/; SameSite=Lax",
+            secret::random_hex(16)
+        );
         if let Ok(v) = HeaderValue::from_str(&value) {
             resp.headers_mut().append(header::SET_COOKIE, v);
         }
@@ -46,7 +49,10 @@ pub async fn layer(State(policy): State<CsrfPolicy>, req: Request, next: Next) -
 }
 
 fn is_state_changing(m: &Method) -> bool {
-    matches!(*m, Method::POST | Method::PUT | Method::PATCH | Method::DELETE)
+    matches!(
+        *m,
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    )
 }
 
 fn is_token_shaped(t: &str) -> bool {
@@ -96,7 +102,9 @@ mod tests {
         m
     }
 
-    const OPEN: CsrfPolicy = CsrfPolicy { require_token: false };
+    const OPEN: CsrfPolicy = CsrfPolicy {
+        require_token: false,
+    };
 
     #[test]
     fn plain_clients_pass_and_cross_site_browsers_do_not() {
@@ -104,8 +112,20 @@ mod tests {
         assert!(check(&h(&[("sec-fetch-site", "same-origin")]), OPEN).is_ok());
         assert!(check(&h(&[("sec-fetch-site", "cross-site")]), OPEN).is_err());
         assert!(check(&h(&[("sec-fetch-site", "same-site")]), OPEN).is_err());
-        assert!(check(&h(&[("origin", "http://a.test:8000"), ("host", "a.test:8000")]), OPEN).is_ok());
-        assert!(check(&h(&[("origin", "http://evil.test"), ("host", "a.test:8000")]), OPEN).is_err());
+        assert!(
+            check(
+                &h(&[("origin", "http://a.test:8000"), ("host", "a.test:8000")]),
+                OPEN
+            )
+            .is_ok()
+        );
+        assert!(
+            check(
+                &h(&[("origin", "http://evil.test"), ("host", "a.test:8000")]),
+                OPEN
+            )
+            .is_err()
+        );
         assert!(check(&h(&[("origin", "null"), ("host", "a.test")]), OPEN).is_err());
     }
 
@@ -113,11 +133,31 @@ mod tests {
     fn a_token_header_must_equal_the_cookie() {
         let c = "cookie";
         let tok = "0123456789abcdef0123456789abcdef";
-        assert!(check(&h(&[("x-csrftoken", tok), (c, &format!("csrf_token={tok}"))]), OPEN).is_ok());
-        assert!(check(&h(&[("x-csrf-token", tok), (c, &format!("csrf_token={tok}"))]), OPEN).is_ok());
-        assert!(check(&h(&[("x-csrftoken", "x"), (c, &format!("csrf_token={tok}"))]), OPEN).is_err());
+        assert!(
+            check(
+                &h(&[("x-csrftoken", tok), (c, &format!("csrf_token={tok}"))]),
+                OPEN
+            )
+            .is_ok()
+        );
+        assert!(
+            check(
+                &h(&[("x-csrf-token", tok), (c, &format!("csrf_token={tok}"))]),
+                OPEN
+            )
+            .is_ok()
+        );
+        assert!(
+            check(
+                &h(&[("x-csrftoken", "x"), (c, &format!("csrf_token={tok}"))]),
+                OPEN
+            )
+            .is_err()
+        );
         assert!(check(&h(&[("x-csrftoken", tok)]), OPEN).is_err());
-        let strict = CsrfPolicy { require_token: true };
+        let strict = CsrfPolicy {
+            require_token: true,
+        };
         assert!(check(&h(&[]), strict).is_err());
     }
 }

@@ -37,7 +37,11 @@ async fn sms(State(s): State<AppState>, lang: Lang, Path(raw): Path<String>) -> 
         Err(e) => return envelope::error(lang, &e),
     };
     match s.flow.dev_sms(&mobile).await {
-        Ok(Some(d)) => envelope::ok(lang, Msg::OK, Some(json!({ "code": d.code, "message": d.message }))),
+        Ok(Some(d)) => envelope::ok(
+            lang,
+            Msg::OK,
+            Some(json!({ "code": d.code, "message": d.message })),
+        ),
         Ok(None) => envelope::error(lang, &FlowError::CodeMissing),
         Err(e) => envelope::error(lang, &e),
     }

@@ -19,7 +19,10 @@ pub struct Msg {
 }
 
 impl Msg {
-    pub const OK: Msg = Msg { zh: "成功", en: "OK" };
+    pub const OK: Msg = Msg {
+        zh: "成功",
+        en: "OK",
+    };
 
     pub fn get(self, lang: Lang) -> &'static str {
         match lang {
@@ -48,7 +51,10 @@ pub fn error_with_status(lang: Lang, e: &FlowError, status: StatusCode) -> Respo
     let body = json!({ "errno": e.errno(), "errmsg": e.message(lang) });
     let mut resp = json_response(status, &body);
     if let Some(after) = e.retry_after() {
-        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs(after)));
+        resp.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(retry_after_secs(after)),
+        );
     }
     resp
 }
@@ -62,7 +68,10 @@ pub fn json_response<T: Serialize>(status: StatusCode, body: &T) -> Response {
     match serde_json::to_vec(body) {
         Ok(bytes) => (
             status,
-            [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
             bytes,
         )
             .into_response(),

@@ -157,7 +157,11 @@ where
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip())
             .ok_or_else(|| {
-                envelope::plain(StatusCode::INTERNAL_SERVER_ERROR, Errno::ServerErr, "no peer address")
+                envelope::plain(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    Errno::ServerErr,
+                    "no peer address",
+                )
             })?;
         let ip = TrustedProxies::from_ref(state).client_ip(peer, &parts.headers);
         Ok(Client(ClientKey::from_ip(ip)))
@@ -192,21 +196,35 @@ mod tests {
     #[test]
     fn english_only_when_preferred() {
         assert_eq!(lang_of(&headers(&[])), Lang::Zh);
-        assert_eq!(lang_of(&headers(&[("accept-language", "en-US,en;q=0.9")])), Lang::En);
-        assert_eq!(lang_of(&headers(&[("accept-language", "zh-CN,zh;q=0.9,en;q=0.8")])), Lang::Zh);
-        assert_eq!(lang_of(&headers(&[("accept-language", "zh;q=0.5,en;q=0.8")])), Lang::En);
+        assert_eq!(
+            lang_of(&headers(&[("accept-language", "en-US,en;q=0.9")])),
+            Lang::En
+        );
+        assert_eq!(
+            lang_of(&headers(&[("accept-language", "zh-CN,zh;q=0.9,en;q=0.8")])),
+            Lang::Zh
+        );
+        assert_eq!(
+            lang_of(&headers(&[("accept-language", "zh;q=0.5,en;q=0.8")])),
+            Lang::En
+        );
         assert_eq!(lang_of(&headers(&[("accept-language", "fr")])), Lang::Zh);
     }
 
     #[test]
     fn forwarded_for_is_believed_only_from_trusted_proxies() {
-        let tp = TrustedProxies(std::sync::Arc::new(vec!["10.0.0.0/8".parse().expect("cidr")]));
+        let tp = TrustedProxies(std::sync::Arc::new(vec![
+            "10.0.0.0/8".parse().expect("cidr"),
+        ]));
         let h = headers(&[("x-forwarded-for", "198.51.100.7, 203.0.113.9, 10.0.0.2")]);
         let untrusted: IpAddr = "192.0.2.1".parse().expect("ip");
         assert_eq!(tp.client_ip(untrusted, &h), untrusted);
         let proxy: IpAddr = "10.0.0.1".parse().expect("ip");
         // Right-most untrusted hop: the left entries could be forged by the client.
-        assert_eq!(tp.client_ip(proxy, &h), "203.0.113.9".parse::<IpAddr>().expect("ip"));
+        assert_eq!(
+            tp.client_ip(proxy, &h),
+            "203.0.113.9".parse::<IpAddr>().expect("ip")
+        );
         assert_eq!(tp.client_ip(proxy, &headers(&[])), proxy);
     }
 

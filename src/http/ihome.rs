@@ -67,7 +67,10 @@ pub fn captcha_image(jpeg: Vec<u8>) -> Response {
     resp
 }
 
-const SENT: Msg = Msg { zh: "发送成功", en: "Code sent" };
+const SENT: Msg = Msg {
+    zh: "发送成功",
+    en: "Code sent",
+};
 
 /// Checks the captcha and sends an SMS code to `mobile`.
 async fn sms_code(
@@ -80,10 +83,13 @@ async fn sms_code(
     let result = async {
         let Query(q) = query.map_err(|_| FlowError::Param(ParamError::Body))?;
         let answer = flow::parse_captcha_answer(q.get("image_code").map(String::as_str))?;
-        let id = flow::parse_captcha_id(q.get("image_code_id").map(String::as_str), "image_code_id")?;
+        let id =
+            flow::parse_captcha_id(q.get("image_code_id").map(String::as_str), "image_code_id")?;
         let mobile = mobile.ok().map(|Path(m)| m);
         let mobile = s.flow.parse_mobile(mobile.as_deref())?;
-        s.flow.request_code(&mobile, Some((&id, &answer)), &client, lang).await
+        s.flow
+            .request_code(&mobile, Some((&id, &answer)), &client, lang)
+            .await
     }
     .await;
     match result {
@@ -100,7 +106,10 @@ struct RegisterBody {
     password2: Option<String>,
 }
 
-const REGISTERED: Msg = Msg { zh: "注册成功", en: "Registered" };
+const REGISTERED: Msg = Msg {
+    zh: "注册成功",
+    en: "Registered",
+};
 
 /// Registers with an SMS code and starts a session.
 async fn register(
@@ -130,7 +139,10 @@ struct LoginBody {
     password: Option<String>,
 }
 
-const LOGGED_IN: Msg = Msg { zh: "登录成功", en: "Logged in" };
+const LOGGED_IN: Msg = Msg {
+    zh: "登录成功",
+    en: "Logged in",
+};
 
 /// Logs in with mobile and password; a new session id every time.
 async fn login(
@@ -184,7 +196,10 @@ async fn logout(State(s): State<AppState>, lang: Lang, headers: HeaderMap) -> Re
 /// The logged-in user's profile.
 async fn user_profile(State(s): State<AppState>, lang: Lang, headers: HeaderMap) -> Response {
     let result = async {
-        let data = s.current_session(&headers).await?.ok_or(FlowError::NotLoggedIn)?;
+        let data = s
+            .current_session(&headers)
+            .await?
+            .ok_or(FlowError::NotLoggedIn)?;
         s.flow.user(data.user_id).await
     }
     .await;

@@ -54,7 +54,13 @@ impl AppState {
 
     /// Starts a fresh session for `user` (a pre-login id is never reused: the
     /// old one is ended) and answers OK with the cookie.
-    async fn login_response(&self, lang: Lang, msg: Msg, headers: &HeaderMap, user: &User) -> Response {
+    async fn login_response(
+        &self,
+        lang: Lang,
+        msg: Msg,
+        headers: &HeaderMap,
+        user: &User,
+    ) -> Response {
         if let Some(old) = session::session_id(headers) {
             if let Err(e) = self.flow.end_session(old).await {
                 return envelope::error(lang, &e);
@@ -138,5 +144,9 @@ async fn method_not_allowed(lang: Lang) -> Response {
 
 fn panic_response(_: Box<dyn Any + Send + 'static>) -> Response {
     tracing::error!("a request handler panicked");
-    envelope::plain(StatusCode::INTERNAL_SERVER_ERROR, Errno::ServerErr, "内部错误")
+    envelope::plain(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        Errno::ServerErr,
+        "内部错误",
+    )
 }

@@ -20,17 +20,24 @@ pub async fn layer(mut req: Request, next: Next) -> Response {
         .headers()
         .get(HEADER)
         .and_then(|v| v.to_str().ok())
-        .filter(|v| (1..=64).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        .filter(|v| {
+            (1..=64).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
         .map_or_else(|| secret::random_hex(8), str::to_owned);
     if let Ok(v) = HeaderValue::from_str(&id) {
         req.headers_mut().insert(HEADER, v);
     }
-    let span = tracing::info_span!("request", id = %id, method = %req.method(), route = field::Empty);
+    let span =
+        tracing::info_span!("request", id = %id, method = %req.method(), route = field::Empty);
     let started = Instant::now();
     let mut resp = next.run(req).instrument(span.clone()).await;
     let status = resp.status().as_u16();
     span.in_scope(|| {
-        tracing::info!(status, latency_ms = started.elapsed().as_secs_f64() * 1e3, "request done");
+        tracing::info!(
+            status,
+            latency_us = started.elapsed().as_micros() as u64,
+            "request done"
+        );
     });
     if let Ok(v) = HeaderValue::from_str(&id) {
         resp.headers_mut().insert(HEADER, v);

@@ -94,14 +94,18 @@ impl UserRepo for SqliteUserRepo {
     }
 
     async fn by_mobile(&self, mobile: &Mobile) -> Result<Option<User>, RepoError> {
-        sqlx::query(concat!("SELECT ", columns!(), " FROM users WHERE mobile = ?1"))
-            .bind(mobile.e164())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(map_err)?
-            .as_ref()
-            .map(row_to_user)
-            .transpose()
+        sqlx::query(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM users WHERE mobile = ?1"
+        ))
+        .bind(mobile.e164())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_err)?
+        .as_ref()
+        .map(row_to_user)
+        .transpose()
     }
 
     async fn by_id(&self, id: i64) -> Result<Option<User>, RepoError> {

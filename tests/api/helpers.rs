@@ -1,0 +1,450 @@
+//! `spawn_app()`: a real phoneauth on 127.0.0.1:0 with a temporary SQLite
+//! file, the development hooks on, a manual clock, and a store and database
+//! that a test can switch off. One typed method per endpoint.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use phoneauth::clock::ManualClock;
+use phoneauth::config::Config;
+use phoneauth::domain::Mobile;
+use phoneauth::sms::{SmsError, SmsErrorKind, SmsMessage, SmsReceipt, SmsSender, log::LogSender};
+use phoneauth::store::{CodeCheck, Counter, KvStore, MemoryStore, SharedStore, StoreError};
+use phoneauth::users::{self, NewUser, RepoError, SharedUserRepo, User, UserRepo};
+use phoneauth::{App, Overrides};
+use reqwest::header::HeaderMap;
+use serde_json::{Value, json};
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub clock: Arc<ManualClock>,
+    pub store: Arc<FlakyStore>,
+    pub users: Arc<FlakyUsers>,
+    pub sms: Arc<FlakySms>,
+    _dir: TempDir,
+}
+
+/// A folder removed when the test ends.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new() -> Self {
+        let p = std::env::temp_dir().join(format!(
+            "phoneauth-test-{}",
+            phoneauth::secret::random_hex(8)
+        ));
+        std::fs::create_dir_all(&p).expect("temp dir");
+        Self(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Settings every test app starts from: embedded mode on a free port, cheap
+/// argon2 (the production cost is covered by unit tests), hooks on.
+pub fn test_config(dir: &TempDir) -> Config {
+    let mut c = Config::default();
+    c.server.listen = "127.0.0.1:0".parse().expect("addr");
+    c.database.url = format!("sqlite://{}", dir.0.join("test.db").display());
+    c.dev.expose_secrets = true;
+    c.password.argon2_memory_kib = 256;
+    c.password.argon2_iterations = 1;
+    c
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
+    let dir = TempDir::new();
+    let mut config = test_config(&dir);
+    tweak(&mut config);
+    let clock = ManualClock::new();
+    let store = Arc::new(FlakyStore::new(MemoryStore::new(clock.clone(), 64 << 20)));
+    let repo = users::connect(&config.database.url)
+        .await
+        .expect("database");
+    let users = Arc::new(FlakyUsers::new(repo));
+    let sms = Arc::new(FlakySms::default());
+    let app = App::build_with(
+        config,
+        Overrides {
+            clock: Some(clock.clone()),
+            store: Some(store.clone()),
+            users: Some(users.clone()),
+            sms: Some(sms.clone()),
+        },
+    )
+    .await
+    .expect("app builds");
+    let base = format!("http://{}", app.addr());
+    tokio::spawn(app.run_until(std::future::pending()));
+    TestApp {
+        base,
+        client: client(),
+        clock,
+        store,
+        users,
+        sms,
+        _dir: dir,
+    }
+}
+
+/// A client with its own cookie jar, like one browser.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client")
+}
+
+pub fn new_captcha_id() -> String {
+    phoneauth::secret::random_hex(16)
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn get_json(&self, path: &str) -> Value {
+        json_of(self.get(path).await).await
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> Value {
+        let resp = self
+            .client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request");
+        json_of(resp).await
+    }
+
+    /// GET /api/v1.0/image_codes/{id}
+    pub async fn image_code(&self, id: &str) -> reqwest::Response {
+        self.get(&format!("/api/v1.0/image_codes/{id}")).await
+    }
+
+    /// A fresh captcha and its answer (from the development hook).
+    pub async fn captcha(&self) -> (String, String) {
+        let id = new_captcha_id();
+        let resp = self.image_code(&id).await;
+        assert_eq!(resp.status(), 200, "captcha should be issued");
+        (
+            id.clone(),
+            self.dev_captcha(&id).await.expect("answer is exposed"),
+        )
+    }
+
+    pub async fn dev_captcha(&self, id: &str) -> Option<String> {
+        let v = self.get_json(&format!("/dev/captcha/{id}")).await;
+        v["data"]["text"].as_str().map(str::to_owned)
+    }
+
+    pub async fn dev_sms(&self, mobile: &str) -> Option<String> {
+        let v = self
+            .get_json(&format!("/dev/sms/{}", urlencode(mobile)))
+            .await;
+        v["data"]["code"].as_str().map(str::to_owned)
+    }
+
+    /// GET /api/v1.0/sms_codes/{mobile}?image_code=…&image_code_id=…
+    pub async fn sms_code(&self, mobile: &str, answer: &str, id: &str) -> Value {
+        json_of(self.sms_code_response(mobile, answer, id).await).await
+    }
+
+    pub async fn sms_code_response(
+        &self,
+        mobile: &str,
+        answer: &str,
+        id: &str,
+    ) -> reqwest::Response {
+        self.client
+            .get(self.url(&format!(
+                "/api/v1.0/sms_codes/{}?image_code={}&image_code_id={}",
+                urlencode(mobile),
+                urlencode(answer),
+                urlencode(id)
+            )))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Captcha, then a code to `mobile`; returns the code.
+    pub async fn send_code(&self, mobile: &str) -> String {
+        let (id, answer) = self.captcha().await;
+        let v = self.sms_code(mobile, &answer, &id).await;
+        assert_eq!(v["errno"], "0", "sending a code should succeed: {v}");
+        self.dev_sms(mobile).await.expect("code is exposed")
+    }
+
+    /// POST /api/v1.0/users
+    pub async fn register(&self, mobile: &str, code: &str, password: &str) -> Value {
+        self.post_json(
+            "/api/v1.0/users",
+            &json!({ "mobile": mobile, "sms_code": code, "password": password, "password2": password }),
+        )
+        .await
+    }
+
+    /// The whole sign-up; returns the answer of POST /users.
+    pub async fn sign_up(&self, mobile: &str, password: &str) -> Value {
+        let code = self.send_code(mobile).await;
+        self.register(mobile, &code, password).await
+    }
+
+    /// POST /api/v1.0/sessions
+    pub async fn login(&self, mobile: &str, password: &str) -> Value {
+        self.post_json(
+            "/api/v1.0/sessions",
+            &json!({ "mobile": mobile, "password": password }),
+        )
+        .await
+    }
+
+    /// GET /api/v1.0/session
+    pub async fn session(&self) -> Value {
+        self.get_json("/api/v1.0/session").await
+    }
+
+    /// DELETE /api/v1.0/session
+    pub async fn logout(&self) -> Value {
+        json_of(
+            self.client
+                .delete(self.url("/api/v1.0/session"))
+                .send()
+                .await
+                .expect("request"),
+        )
+        .await
+    }
+
+    /// GET /api/v1.0/user
+    pub async fn user(&self) -> Value {
+        self.get_json("/api/v1.0/user").await
+    }
+}
+
+/// Parses a JSON answer, checking the envelope rules that hold for all of them.
+pub async fn json_of(resp: reqwest::Response) -> Value {
+    let status = resp.status();
+    // 503 is the documented answer of an image request while the store is down.
+    assert!(
+        status.as_u16() < 500 || status.as_u16() == 503,
+        "no answer may be a server error, got {status}"
+    );
+    let ct = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(ct, "application/json", "JSON answers say so");
+    let v: Value = resp.json().await.expect("JSON body");
+    assert!(v["errno"].is_string(), "errno is always a string: {v}");
+    v
+}
+
+pub fn retry_after(h: &HeaderMap) -> Option<u64> {
+    h.get("retry-after")?.to_str().ok()?.parse().ok()
+}
+
+pub fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A mobile number no other test uses.
+pub fn fresh_mobile() -> String {
+    use std::sync::atomic::AtomicU32;
+    static N: AtomicU32 = AtomicU32::new(0);
+    let n = N.fetch_add(1, Ordering::SeqCst);
+    format!("139{:08}", (std::process::id() % 1000) * 100_000 + n)
+}
+
+// ---- ports that fail on demand ------------------------------------------------
+
+pub struct FlakyStore {
+    inner: SharedStore,
+    down: AtomicBool,
+}
+
+impl FlakyStore {
+    fn new(inner: SharedStore) -> Self {
+        Self {
+            inner,
+            down: AtomicBool::new(false),
+        }
+    }
+
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+    }
+
+    fn check(&self) -> Result<(), StoreError> {
+        if self.down.load(Ordering::SeqCst) {
+            Err(StoreError::Unavailable("switched off by the test".into()))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[async_trait]
+impl KvStore for FlakyStore {
+    async fn set(&self, k: &str, v: &[u8], ttl: Duration) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.set(k, v, ttl).await
+    }
+    async fn set_nx(
+        &self,
+        k: &str,
+        v: &[u8],
+        ttl: Duration,
+    ) -> Result<Option<Duration>, StoreError> {
+        self.check()?;
+        self.inner.set_nx(k, v, ttl).await
+    }
+    async fn get(&self, k: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.check()?;
+        self.inner.get(k).await
+    }
+    async fn take(&self, k: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.check()?;
+        self.inner.take(k).await
+    }
+    async fn delete(&self, k: &str) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.delete(k).await
+    }
+    async fn incr_window(&self, k: &str, w: Duration) -> Result<Counter, StoreError> {
+        self.check()?;
+        self.inner.incr_window(k, w).await
+    }
+    async fn decr(&self, k: &str) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.decr(k).await
+    }
+    async fn peek_counter(&self, k: &str) -> Result<Counter, StoreError> {
+        self.check()?;
+        self.inner.peek_counter(k).await
+    }
+    async fn put_code(&self, k: &str, mac: &[u8], ttl: Duration) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.put_code(k, mac, ttl).await
+    }
+    async fn verify_code(&self, k: &str, c: &[u8], max: u32) -> Result<CodeCheck, StoreError> {
+        self.check()?;
+        self.inner.verify_code(k, c, max).await
+    }
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.ping().await
+    }
+}
+
+pub struct FlakyUsers {
+    inner: SharedUserRepo,
+    down: AtomicBool,
+}
+
+impl FlakyUsers {
+    fn new(inner: SharedUserRepo) -> Self {
+        Self {
+            inner,
+            down: AtomicBool::new(false),
+        }
+    }
+
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+    }
+
+    fn check(&self) -> Result<(), RepoError> {
+        if self.down.load(Ordering::SeqCst) {
+            Err(RepoError::Unavailable("switched off by the test".into()))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[async_trait]
+impl UserRepo for FlakyUsers {
+    async fn create(&self, new: &NewUser) -> Result<User, RepoError> {
+        self.check()?;
+        self.inner.create(new).await
+    }
+    async fn by_mobile(&self, m: &Mobile) -> Result<Option<User>, RepoError> {
+        self.check()?;
+        self.inner.by_mobile(m).await
+    }
+    async fn by_id(&self, id: i64) -> Result<Option<User>, RepoError> {
+        self.check()?;
+        self.inner.by_id(id).await
+    }
+    async fn ping(&self) -> Result<(), RepoError> {
+        self.check()?;
+        self.inner.ping().await
+    }
+    async fn migrate(&self) -> Result<(), RepoError> {
+        self.check()?;
+        self.inner.migrate().await
+    }
+}
+
+/// The development provider, or a vendor outage when switched off.
+#[derive(Default)]
+pub struct FlakySms {
+    down: AtomicBool,
+    pub sent: std::sync::atomic::AtomicUsize,
+}
+
+impl FlakySms {
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+    }
+}
+
+#[async_trait]
+impl SmsSender for FlakySms {
+    fn name(&self) -> &'static str {
+        "flaky"
+    }
+    async fn send(&self, msg: &SmsMessage<'_>) -> Result<SmsReceipt, SmsError> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(SmsError {
+                provider: "flaky",
+                kind: SmsErrorKind::Transient,
+                detail: "switched off by the test".into(),
+            });
+        }
+        self.sent.fetch_add(1, Ordering::SeqCst);
+        LogSender.send(msg).await
+    }
+}

@@ -1,0 +1,11 @@
+//! Black-box tests over HTTP: one binary, one module per feature.
+
+mod bad_input;
+mod captcha;
+mod csrf;
+mod health;
+mod helpers;
+mod logs;
+mod register;
+mod sessions;
+mod sms_codes;
