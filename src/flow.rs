@@ -269,10 +269,10 @@ impl Flow {
         confirm: Option<&str>,
     ) -> Result<Password, FlowError> {
         let raw = present(raw, "password")?;
-        if let Some(c) = confirm {
-            if c != raw {
-                return Err(FlowError::Param(ParamError::PasswordMismatch));
-            }
+        if let Some(c) = confirm
+            && c != raw
+        {
+            return Err(FlowError::Param(ParamError::PasswordMismatch));
         }
         let policy = self.settings.password_policy;
         Password::parse(raw, &policy).map_err(|_| {

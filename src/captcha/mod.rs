@@ -17,8 +17,8 @@ pub const HEIGHT: usize = 60;
 pub const LEN: usize = 4;
 
 /// Symbols without look-alikes: both sides of 0/O/Q/D, 1/I/L/J, 2/Z, 5/S,
-/// 8/B, 6/G and U/V are left out. Answers are compared in upper case.
-pub const ALPHABET: &[u8] = b"ACEFHKMNPRTWXY3479";
+/// 8/B, 6/G, U/V and T/7 are left out. Answers are compared in upper case.
+pub const ALPHABET: &[u8] = b"ACEFHKMNPRWXY3479";
 
 const FONT_BYTES: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans-Bold.ttf");
 /// Pixel height glyphs are rasterised at; drawn glyphs are scaled around it.
@@ -38,28 +38,22 @@ struct GlyphMap {
 }
 
 impl GlyphMap {
-    /// Bilinear sample; zero outside the map.
+    /// Bilinear sample; zero outside the map. The map has a one-pixel zero
+    /// margin, so any sample whose taps would leave the map is exactly zero
+    /// and the taps inside need no bounds logic.
     fn sample(&self, u: f32, v: f32) -> f32 {
         let u = u - 0.5;
         let v = v - 0.5;
-        if u < -1.0 || v < -1.0 || u >= self.w as f32 || v >= self.h as f32 {
+        if !(u >= 0.0 && v >= 0.0 && u < (self.w - 1) as f32 && v < (self.h - 1) as f32) {
             return 0.0;
         }
-        let x0 = u.floor();
-        let y0 = v.floor();
-        let fx = u - x0;
-        let fy = v - y0;
-        let (x0, y0) = (x0 as isize, y0 as isize);
-        let at = |x: isize, y: isize| -> f32 {
-            if x < 0 || y < 0 || x >= self.w as isize || y >= self.h as isize {
-                0.0
-            } else {
-                self.coverage[y as usize * self.w + x as usize]
-            }
-        };
-        let top = at(x0, y0) * (1.0 - fx) + at(x0 + 1, y0) * fx;
-        let bottom = at(x0, y0 + 1) * (1.0 - fx) + at(x0 + 1, y0 + 1) * fx;
-        top * (1.0 - fy) + bottom * fy
+        let (x0, y0) = (u as usize, v as usize);
+        let (fx, fy) = (u - x0 as f32, v - y0 as f32);
+        let i = y0 * self.w + x0;
+        let c = &self.coverage;
+        let top = c[i] + (c[i + 1] - c[i]) * fx;
+        let bottom = c[i + self.w] + (c[i + self.w + 1] - c[i + self.w]) * fx;
+        top + (bottom - top) * fy
     }
 }
 
@@ -175,33 +169,38 @@ struct Placement {
     shear: f32,
 }
 
-/// A sine displacement of the whole text line.
+/// A sine displacement of the whole text line: columns move up and down,
+/// rows move sideways. Both depend on one coordinate only, so they are
+/// tabulated once per image instead of evaluated per pixel.
 struct Warp {
-    amp_y: f32,
-    freq_y: f32,
-    phase_y: f32,
-    amp_x: f32,
-    freq_x: f32,
-    phase_x: f32,
+    /// Vertical shift of each column.
+    dy: [f32; WIDTH],
+    /// Horizontal shift of each row.
+    dx: [f32; HEIGHT],
+    reach: f32,
 }
 
 impl Warp {
     fn random<R: Rng>(rng: &mut R) -> Self {
-        Self {
-            amp_y: rng.random_range(2.0..4.5),
-            freq_y: 2.0 * PI / rng.random_range(60.0..110.0),
-            phase_y: rng.random_range(0.0..2.0 * PI),
-            amp_x: rng.random_range(1.0..2.5),
-            freq_x: 2.0 * PI / rng.random_range(30.0..60.0),
-            phase_x: rng.random_range(0.0..2.0 * PI),
+        let amp_y: f32 = rng.random_range(2.0..4.5);
+        let freq_y = 2.0 * PI / rng.random_range(60.0..110.0f32);
+        let phase_y: f32 = rng.random_range(0.0..2.0 * PI);
+        let amp_x: f32 = rng.random_range(1.0..2.5);
+        let freq_x = 2.0 * PI / rng.random_range(30.0..60.0f32);
+        let phase_x: f32 = rng.random_range(0.0..2.0 * PI);
+        let mut dy = [0.0; WIDTH];
+        for (x, d) in dy.iter_mut().enumerate() {
+            *d = amp_y * (freq_y * (x as f32 + 0.5) + phase_y).sin();
         }
-    }
-
-    fn apply(&self, x: f32, y: f32) -> (f32, f32) {
-        (
-            x + self.amp_x * (self.freq_x * y + self.phase_x).sin(),
-            y + self.amp_y * (self.freq_y * x + self.phase_y).sin(),
-        )
+        let mut dx = [0.0; HEIGHT];
+        for (y, d) in dx.iter_mut().enumerate() {
+            *d = amp_x * (freq_x * (y as f32 + 0.5) + phase_x).sin();
+        }
+        Self {
+            dy,
+            dx,
+            reach: amp_x.max(amp_y) + 1.0,
+        }
     }
 }
 
@@ -241,23 +240,39 @@ impl Canvas {
         let inv = 1.0 / at.scale;
         let half_w = g.w as f32 / 2.0;
         let half_h = g.h as f32 / 2.0;
-        // Bounding radius of the transformed glyph plus the warp's reach.
-        let reach = (half_w.hypot(half_h) * at.scale * (1.0 + at.shear.abs())) + 5.0;
-        let x0 = (at.cx - reach).floor().max(0.0) as usize;
-        let x1 = ((at.cx + reach).ceil() as usize).min(WIDTH);
-        let y0 = (at.cy - reach).floor().max(0.0) as usize;
-        let y1 = ((at.cy + reach).ceil() as usize).min(HEIGHT);
+
+        // Bounding box: the map's corners through the forward transform
+        // (shear, scale, rotate), widened by the warp's reach.
+        let (mut lo_x, mut hi_x, mut lo_y, mut hi_y) = (f32::MAX, f32::MIN, f32::MAX, f32::MIN);
+        for (u, v) in [
+            (0.0, 0.0),
+            (g.w as f32, 0.0),
+            (0.0, g.h as f32),
+            (g.w as f32, g.h as f32),
+        ] {
+            let ry = v - half_h;
+            let rx = u - half_w + at.shear * ry;
+            let dx = at.scale * (cos * rx - sin * ry);
+            let dy = at.scale * (sin * rx + cos * ry);
+            lo_x = lo_x.min(at.cx + dx);
+            hi_x = hi_x.max(at.cx + dx);
+            lo_y = lo_y.min(at.cy + dy);
+            hi_y = hi_y.max(at.cy + dy);
+        }
+        let x0 = (lo_x - warp.reach).floor().max(0.0) as usize;
+        let x1 = ((hi_x + warp.reach).ceil().max(0.0) as usize).min(WIDTH);
+        let y0 = (lo_y - warp.reach).floor().max(0.0) as usize;
+        let y1 = ((hi_y + warp.reach).ceil().max(0.0) as usize).min(HEIGHT);
+
         for y in y0..y1 {
+            let row_shift = warp.dx[y];
             for x in x0..x1 {
-                let (wx, wy) = warp.apply(x as f32 + 0.5, y as f32 + 0.5);
-                let dx = wx - at.cx;
-                let dy = wy - at.cy;
+                let dx = x as f32 + 0.5 + row_shift - at.cx;
+                let dy = y as f32 + 0.5 + warp.dy[x] - at.cy;
                 // Inverse of: shear, then scale, then rotate.
                 let rx = (cos * dx + sin * dy) * inv;
                 let ry = (-sin * dx + cos * dy) * inv;
-                let u = rx - at.shear * ry + half_w;
-                let v = ry + half_h;
-                let a = g.sample(u, v);
+                let a = g.sample(rx - at.shear * ry + half_w, ry + half_h);
                 if a > 0.0 {
                     self.blend(x, y, colour, a);
                 }
@@ -300,9 +315,13 @@ impl Canvas {
     }
 
     fn into_rgb(self) -> Vec<u8> {
+        // Values stay within 0..=255 (blends of in-range colours); adding 0.5
+        // and truncating rounds without a libm call, and the flat loop
+        // vectorises.
         self.px
+            .as_flattened()
             .iter()
-            .flat_map(|p| p.map(|c| c.round().clamp(0.0, 255.0) as u8))
+            .map(|&c| (c + 0.5) as u8)
             .collect()
     }
 }
@@ -329,7 +348,7 @@ mod tests {
 
     #[test]
     fn alphabet_has_no_look_alikes() {
-        for c in b"0O1IL2Z5S8B6GUVQDJ" {
+        for c in b"0O1IL2Z5S8B6GUVQDJT" {
             assert!(
                 !ALPHABET.contains(c),
                 "{} must not be drawn",

@@ -183,10 +183,10 @@ async fn current_session(State(s): State<AppState>, lang: Lang, headers: HeaderM
 
 /// Ends the session; the `csrf_token` cookie stays valid.
 async fn logout(State(s): State<AppState>, lang: Lang, headers: HeaderMap) -> Response {
-    if let Some(id) = session::session_id(&headers) {
-        if let Err(e) = s.flow.end_session(id).await {
-            return envelope::error(lang, &e);
-        }
+    if let Some(id) = session::session_id(&headers)
+        && let Err(e) = s.flow.end_session(id).await
+    {
+        return envelope::error(lang, &e);
     }
     let mut resp = envelope::ok(lang, Msg::OK, None);
     session::clear(&mut resp, s.cookies);

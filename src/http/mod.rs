@@ -61,10 +61,10 @@ impl AppState {
         headers: &HeaderMap,
         user: &User,
     ) -> Response {
-        if let Some(old) = session::session_id(headers) {
-            if let Err(e) = self.flow.end_session(old).await {
-                return envelope::error(lang, &e);
-            }
+        if let Some(old) = session::session_id(headers)
+            && let Err(e) = self.flow.end_session(old).await
+        {
+            return envelope::error(lang, &e);
         }
         match self.flow.start_session(user).await {
             Ok(id) => {

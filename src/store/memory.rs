@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
@@ -55,6 +55,7 @@ pub struct MemoryStore {
     clock: SharedClock,
     used_bytes: AtomicUsize,
     max_bytes: usize,
+    last_emergency_sweep_ms: AtomicU64,
 }
 
 impl MemoryStore {
@@ -65,6 +66,7 @@ impl MemoryStore {
             clock,
             used_bytes: AtomicUsize::new(0),
             max_bytes,
+            last_emergency_sweep_ms: AtomicU64::new(0),
         })
     }
 
@@ -132,18 +134,45 @@ impl MemoryStore {
 
     /// Runs `f` on the live entry for `key` (expired entries are removed first
     /// and look absent). `f` returns the new value for the key, or `None` to
-    /// delete it, plus its own result.
+    /// delete it, plus its own result. A new key that does not fit triggers a
+    /// sweep of every shard and one retry.
     fn with_entry<R>(
         &self,
         key: &str,
-        f: impl FnOnce(Option<&mut Entry>, u64) -> (Update, R),
+        f: impl Fn(Option<&mut Entry>, u64) -> (Update, R),
+    ) -> Result<R, StoreError> {
+        match self.try_with_entry(key, &f) {
+            Err(StoreError::Full) if self.claim_emergency_sweep() => {
+                self.sweep();
+                self.try_with_entry(key, &f)
+            }
+            other => other,
+        }
+    }
+
+    /// At most one emergency sweep a second: a store that is full of live
+    /// entries must not turn every refused write into a full scan.
+    fn claim_emergency_sweep(&self) -> bool {
+        let now = self.clock.now_ms();
+        let last = self.last_emergency_sweep_ms.load(Ordering::Relaxed);
+        now.saturating_sub(last) >= 1_000
+            && self
+                .last_emergency_sweep_ms
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+    }
+
+    fn try_with_entry<R>(
+        &self,
+        key: &str,
+        f: &impl Fn(Option<&mut Entry>, u64) -> (Update, R),
     ) -> Result<R, StoreError> {
         let now = self.clock.now_ms();
         let mut map = self.shard(key);
-        if map.get(key).is_some_and(|e| e.expires_at_ms <= now) {
-            if let Some(old) = map.remove(key) {
-                self.release(key, &old.value);
-            }
+        if map.get(key).is_some_and(|e| e.expires_at_ms <= now)
+            && let Some(old) = map.remove(key)
+        {
+            self.release(key, &old.value);
         }
         let existing = map.get_mut(key);
         let had = existing.is_some();
@@ -158,11 +187,10 @@ impl MemoryStore {
             Update::Put(entry) => {
                 let new_cost = Entry::cost(key, &entry.value);
                 let old_cost = map.get(key).map_or(0, |e| Entry::cost(key, &e.value));
+                // Only a new key can be refused (it was absent, so `f` changed
+                // nothing and the retry sees the same state).
                 if !had && self.used_bytes() + new_cost > self.max_bytes {
-                    self.sweep_shard(&mut map, now);
-                    if self.used_bytes() + new_cost > self.max_bytes {
-                        return Err(StoreError::Full);
-                    }
+                    return Err(StoreError::Full);
                 }
                 self.used_bytes.fetch_add(new_cost, Ordering::Relaxed);
                 self.used_bytes.fetch_sub(old_cost, Ordering::Relaxed);
@@ -239,7 +267,7 @@ impl KvStore for MemoryStore {
             Some(Entry {
                 value: Value::Bytes(b),
                 ..
-            }) => (Update::Delete, Some(std::mem::take(b))),
+            }) => (Update::Delete, Some(b.clone())),
             Some(_) => (Update::Delete, None),
             None => (Update::Keep, None),
         })
@@ -355,5 +383,84 @@ impl KvStore for MemoryStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+
+    #[tokio::test]
+    async fn new_keys_beyond_the_bound_are_refused_but_updates_still_work() {
+        let clock = ManualClock::new();
+        let store = MemoryStore::new(clock.clone(), 4_096);
+        let mut stored = 0;
+        let ttl = Duration::from_secs(60);
+        loop {
+            match store.set(&format!("k{stored}"), &[0u8; 32], ttl).await {
+                Ok(()) => stored += 1,
+                Err(StoreError::Full) => break,
+                Err(e) => panic!("{e}"),
+            }
+            assert!(stored < 1_000, "the bound must stop growth");
+        }
+        assert!(store.used_bytes() <= 4_096);
+        // Existing keys can still be replaced and counted.
+        store
+            .set("k0", &[1u8; 32], ttl)
+            .await
+            .expect("replace in place");
+        // Once entries expire, room comes back without waiting for the sweeper.
+        clock.advance(ttl);
+        store
+            .set("fresh", b"x", ttl)
+            .await
+            .expect("room after expiry");
+    }
+
+    #[tokio::test]
+    async fn the_sweep_frees_expired_entries_and_their_memory() {
+        let clock = ManualClock::new();
+        let store = MemoryStore::new(clock.clone(), 64 << 20);
+        for i in 0..10_000 {
+            store
+                .set(
+                    &format!("captcha:{i}"),
+                    &[0u8; 32],
+                    Duration::from_secs(300),
+                )
+                .await
+                .expect("set");
+        }
+        store
+            .incr_window("counter", Duration::from_secs(900))
+            .await
+            .expect("incr");
+        assert_eq!(store.len(), 10_001);
+        let full = store.used_bytes();
+        clock.advance(Duration::from_secs(300));
+        store.sweep();
+        assert_eq!(store.len(), 1, "only the live counter stays");
+        assert!(
+            store.used_bytes() < full / 1000,
+            "accounting returns to near zero"
+        );
+    }
+
+    #[tokio::test]
+    async fn accounting_does_not_drift_over_replacements_and_deletes() {
+        let clock = ManualClock::new();
+        let store = MemoryStore::new(clock, 1 << 20);
+        let ttl = Duration::from_secs(60);
+        for _ in 0..100 {
+            store.set("a", &[0u8; 10], ttl).await.expect("set");
+            store.set("a", &[0u8; 50], ttl).await.expect("set");
+            store.put_code("c", &[0u8; 32], ttl).await.expect("put");
+            store.take("a").await.expect("take");
+            store.verify_code("c", &[0u8; 32], 5).await.expect("verify");
+        }
+        assert_eq!(store.used_bytes(), 0);
+        assert!(store.is_empty());
     }
 }

@@ -9,3 +9,4 @@ mod logs;
 mod register;
 mod sessions;
 mod sms_codes;
+mod store;

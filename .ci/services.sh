@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Makes sure Redis (127.0.0.1:6379) and PostgreSQL (127.0.0.1:5432) answer,
+# installing them from Debian and starting them when they do not. In CI a
+# service that still does not answer fails the run; elsewhere it is reported.
+set -uo pipefail
+
+need_apt=()
+have() { command -v "$1" >/dev/null 2>&1; }
+
+redis_up() { have redis-cli && redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null | grep -q PONG; }
+pg_up() { have pg_isready && pg_isready -h 127.0.0.1 -p 5432 -q; }
+
+if ! redis_up; then
+  have redis-server || need_apt+=(redis-server)
+fi
+if ! pg_up; then
+  have pg_ctlcluster || need_apt+=(postgresql)
+fi
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "installing: ${need_apt[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+if ! redis_up; then
+  echo "starting redis-server"
+  mkdir -p /var/lib/redis /var/log/redis
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
+    --dir /var/lib/redis --logfile /var/log/redis/ci.log
+fi
+if ! pg_up; then
+  echo "starting postgresql"
+  ver=$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n1)
+  if [ -n "$ver" ]; then
+    pg_ctlcluster --skip-systemctl-redirect "$ver" main start || true
+  fi
+fi
+
+for _ in $(seq 1 30); do
+  redis_up && pg_up && break
+  sleep 1
+done
+
+status=0
+if redis_up; then echo "redis: up"; else echo "redis: NOT ANSWERING"; status=1; fi
+if pg_up; then
+  echo "postgresql: up"
+  # Trust auth is expected on these machines; make sure the test database exists.
+  psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='test'" 2>/dev/null | grep -q 1 \
+    || psql -h 127.0.0.1 -U postgres -c "CREATE DATABASE test" >/dev/null 2>&1 || true
+else
+  echo "postgresql: NOT ANSWERING"; status=1
+fi
+
+if [ "$status" -ne 0 ] && [ "${CI:-}" = "true" ]; then
+  echo "a required service is down; in CI that is a failure" >&2
+  exit 1
+fi
+exit 0
