@@ -23,7 +23,7 @@ pub const ALPHABET: &[u8] = b"ACEFHKMNPRWXY3479";
 const FONT_BYTES: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans-Bold.ttf");
 /// Pixel height glyphs are rasterised at; drawn glyphs are scaled around it.
 const RASTER_PX: f32 = 46.0;
-const JPEG_QUALITY: u8 = 80;
+const JPEG_QUALITY: u8 = 75;
 
 /// A drawn captcha: the answer and the JPEG a person reads it from.
 pub struct Captcha {
