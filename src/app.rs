@@ -19,8 +19,9 @@ use crate::limits::Limits;
 use crate::passwords::PasswordHasher;
 use crate::secret::ServerSecret;
 use crate::sms::{SmsChain, SmsSender, log::LogSender};
+use crate::store::redis::{RedisStore, RedisTimeouts};
 use crate::store::{MemoryStore, SharedStore};
-use crate::users::{self, SharedUserRepo};
+use crate::users::{self, PgSettings, SharedUserRepo};
 
 /// Ports a test may replace (a manual clock, a store or database that fails
 /// on demand). Production code never sets these.
@@ -47,20 +48,15 @@ impl App {
         let clock: SharedClock = overrides.clock.unwrap_or_else(|| Arc::new(SystemClock));
         warn_about_development_settings(&config);
 
+        // One TLS provider for every client (sqlx, redis), chosen explicitly.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let store = match overrides.store {
             Some(s) => s,
-            None => open_store(&config, clock.clone())?,
+            None => open_store(&config, clock.clone()).await?,
         };
         let users = match overrides.users {
             Some(u) => u,
-            None => users::connect(&config.database.url)
-                .await
-                .with_context(|| {
-                    format!(
-                        "opening database.url = {}",
-                        crate::config::redact_url(&config.database.url)
-                    )
-                })?,
+            None => open_users(&config).await?,
         };
         users
             .migrate()
@@ -154,16 +150,40 @@ impl App {
     }
 }
 
-fn open_store(config: &Config, clock: SharedClock) -> anyhow::Result<SharedStore> {
-    if config.store.url.starts_with("memory://") {
-        let store = MemoryStore::new(clock, config.store.memory_max_mb.saturating_mul(1 << 20));
+/// The store named by `store.url`: the embedded memory store, or Redis.
+async fn open_store(config: &Config, clock: SharedClock) -> anyhow::Result<SharedStore> {
+    let c = &config.store;
+    if c.url == "memory://" {
+        let store = MemoryStore::new(clock, c.memory_max_mb.saturating_mul(1 << 20));
         store.spawn_sweeper(Duration::from_secs(10));
         return Ok(store);
     }
-    bail!(
-        "store.url: unsupported store {:?}",
-        crate::config::redact_url(&config.store.url)
-    )
+    let timeouts = RedisTimeouts {
+        connect: Duration::from_millis(c.connect_timeout_ms),
+        operation: Duration::from_millis(c.timeout_ms),
+    };
+    let store = RedisStore::open(&c.url, &c.key_prefix, timeouts)
+        .await
+        .with_context(|| format!("store.url = {}", crate::config::redact_url(&c.url)))?;
+    Ok(store)
+}
+
+pub fn pg_settings(config: &Config) -> PgSettings {
+    PgSettings {
+        max_connections: config.database.max_connections,
+        acquire_timeout: Duration::from_millis(config.database.acquire_timeout_ms),
+    }
+}
+
+async fn open_users(config: &Config) -> anyhow::Result<SharedUserRepo> {
+    users::connect(&config.database.url, pg_settings(config))
+        .await
+        .with_context(|| {
+            format!(
+                "opening database.url = {}",
+                crate::config::redact_url(&config.database.url)
+            )
+        })
 }
 
 /// The configured secret; in embedded mode one generated and kept beside the
@@ -173,7 +193,7 @@ fn load_secret(config: &Config) -> anyhow::Result<ServerSecret> {
     if !config.server.secret.is_empty() {
         return ServerSecret::from_hex(config.server.secret.expose()).context("server.secret");
     }
-    if !config.store.url.starts_with("memory://") {
+    if config.store.url != "memory://" {
         bail!("server.secret must be set when the store is shared (store.url is not memory://)");
     }
     match config.embedded_secret_path() {

@@ -68,6 +68,11 @@ pub struct StoreConfig {
     pub url: String,
     /// Size bound of the embedded store, in MiB.
     pub memory_max_mb: usize,
+    /// Prefix of every Redis key, so several deployments can share a Redis.
+    pub key_prefix: String,
+    pub connect_timeout_ms: u64,
+    /// Bound on one store operation; past it the request answers DBERR.
+    pub timeout_ms: u64,
 }
 
 impl Default for StoreConfig {
@@ -75,6 +80,9 @@ impl Default for StoreConfig {
         Self {
             url: "memory://".into(),
             memory_max_mb: 256,
+            key_prefix: "phoneauth:".into(),
+            connect_timeout_ms: 2_000,
+            timeout_ms: 2_000,
         }
     }
 }
@@ -83,12 +91,18 @@ impl Default for StoreConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct DatabaseConfig {
     pub url: String,
+    /// PostgreSQL pool size per instance (SQLite uses a small fixed pool).
+    pub max_connections: u32,
+    /// How long a request waits for a database connection before DBERR.
+    pub acquire_timeout_ms: u64,
 }
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
         Self {
             url: "sqlite://phoneauth.db".into(),
+            max_connections: 10,
+            acquire_timeout_ms: 3_000,
         }
     }
 }
@@ -431,9 +445,10 @@ impl Config {
     /// Checks what types alone cannot; every message names its key.
     pub fn validated(self) -> Result<Self, ConfigError> {
         let mut errs = Vec::new();
-        let mut positive = |key: &str, v: u64| {
+        let mut zero = Vec::new();
+        let mut positive = |key: &'static str, v: u64| {
             if v == 0 {
-                errs.push(format!("{key} must be greater than 0"));
+                zero.push(key);
             }
         };
         let l = &self.limits;
@@ -459,7 +474,18 @@ impl Config {
         positive("session.ttl_secs", self.session.ttl_secs);
         positive("store.memory_max_mb", self.store.memory_max_mb as u64);
         positive("server.max_body_bytes", self.server.max_body_bytes as u64);
+        positive("store.timeout_ms", self.store.timeout_ms);
+        positive("store.connect_timeout_ms", self.store.connect_timeout_ms);
+        positive(
+            "database.max_connections",
+            u64::from(self.database.max_connections),
+        );
+        positive(
+            "database.acquire_timeout_ms",
+            self.database.acquire_timeout_ms,
+        );
 
+        errs.extend(zero.iter().map(|k| format!("{k} must be greater than 0")));
         let p = &self.password;
         if p.min_len == 0 || p.min_len > p.max_len {
             errs.push("password.min_len must be between 1 and password.max_len".into());
@@ -472,16 +498,22 @@ impl Config {
                 "password.argon2_* parameters are out of range (memory ≥ 8 KiB per lane, iterations ≥ 1, parallelism ≥ 1)".into(),
             );
         }
-        if !self.store.url.starts_with("memory://") {
-            errs.push(format!(
-                "store.url: unsupported scheme in {:?} (this build supports memory://)",
-                redact_url(&self.store.url)
-            ));
+        if self.store.url != "memory://" {
+            if let Err(e) = crate::store::redis::RedisTarget::parse(&self.store.url) {
+                errs.push(format!(
+                    "store.url: {e} in {:?} (memory://, redis://, rediss://, redis+cluster://, redis+sentinel://)",
+                    redact_url(&self.store.url)
+                ));
+            }
         }
-        if !self.database.url.starts_with("sqlite:") {
+        let db = &self.database.url;
+        if !(db.starts_with("sqlite:")
+            || db.starts_with("postgres://")
+            || db.starts_with("postgresql://"))
+        {
             errs.push(format!(
-                "database.url: unsupported scheme in {:?} (this build supports sqlite://)",
-                redact_url(&self.database.url)
+                "database.url: unsupported scheme in {:?} (sqlite://, postgres://)",
+                redact_url(db)
             ));
         }
         if self.sms.provider != "log" {

@@ -74,7 +74,11 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
         Command::Serve => App::build(config).await?.run_until_stopped().await?,
         Command::Migrate => {
-            let repo = phoneauth::users::connect(&config.database.url).await?;
+            let repo = phoneauth::users::connect(
+                &config.database.url,
+                phoneauth::app::pg_settings(&config),
+            )
+            .await?;
             repo.migrate().await?;
             println!("migrations applied");
         }

@@ -4,6 +4,7 @@
 
 pub mod keys;
 pub mod memory;
+pub mod redis;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,6 +1,7 @@
 //! The user repository port and its SQL implementations, chosen once at start
 //! from `database.url`.
 
+pub mod postgres;
 pub mod sqlite;
 
 use std::sync::Arc;
@@ -53,10 +54,14 @@ pub trait UserRepo: Send + Sync + 'static {
 
 pub type SharedUserRepo = Arc<dyn UserRepo>;
 
-/// Opens the repository named by `url` (`sqlite://…`).
-pub async fn connect(url: &str) -> Result<SharedUserRepo, RepoError> {
+pub use postgres::PgSettings;
+
+/// Opens the repository named by `url` (`sqlite://…` or `postgres://…`).
+pub async fn connect(url: &str, pg: PgSettings) -> Result<SharedUserRepo, RepoError> {
     if url.starts_with("sqlite:") {
         Ok(Arc::new(sqlite::SqliteUserRepo::connect(url).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(postgres::PgUserRepo::connect(url, pg)?))
     } else {
         Err(RepoError::Unavailable(format!(
             "unsupported database URL scheme in {:?}",

@@ -69,10 +69,24 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     let mut config = test_config(&dir);
     tweak(&mut config);
     let clock = ManualClock::new();
-    let store = Arc::new(FlakyStore::new(MemoryStore::new(clock.clone(), 64 << 20)));
-    let repo = users::connect(&config.database.url)
+    let store = MemoryStore::new(clock.clone(), 64 << 20);
+    let repo = users::connect(&config.database.url, phoneauth::app::pg_settings(&config))
         .await
         .expect("database");
+    spawn_with_parts(config, clock, store, repo, dir).await
+}
+
+/// Starts phoneauth on the given store and user repository (wrapped so a
+/// test can switch them off). The manual clock drives only what phoneauth
+/// itself times; Redis keeps its own clock.
+pub async fn spawn_with_parts(
+    config: Config,
+    clock: Arc<ManualClock>,
+    store: SharedStore,
+    repo: SharedUserRepo,
+    dir: TempDir,
+) -> TestApp {
+    let store = Arc::new(FlakyStore::new(store));
     let users = Arc::new(FlakyUsers::new(repo));
     let sms = Arc::new(FlakySms::default());
     let app = App::build_with(

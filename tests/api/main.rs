@@ -1,5 +1,7 @@
 //! Black-box tests over HTTP: one binary, one module per feature.
 
+mod backend_conformance;
+mod backends;
 mod bad_input;
 mod captcha;
 mod csrf;
@@ -10,3 +12,4 @@ mod register;
 mod sessions;
 mod sms_codes;
 mod store;
+mod users;

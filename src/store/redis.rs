@@ -1,0 +1,534 @@
+//! The shared store: Redis single node (`redis://`, `rediss://`), Cluster
+//! (`redis+cluster://h1:p1,h2:p2`) or Sentinel
+//! (`redis+sentinel://h1:p1,h2:p2/master`).
+//!
+//! Every operation is one command or one Lua script on one key, so it is
+//! atomic and works on Cluster (keys of one mobile share a hash tag). Windows
+//! and TTLs are Redis's own expiries: the server's clock decides, not the
+//! instances'. The connection is multiplexed and reconnects by itself; it is
+//! opened lazily, so phoneauth starts (and answers DBERR) while Redis is down
+//! and recovers when it returns. Every call is bounded by a timeout.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClientBuilder;
+use redis::cluster_async::ClusterConnection;
+use redis::sentinel::{SentinelClient, SentinelServerType};
+use redis::{Cmd, Pipeline, RedisError, RedisFuture, Script, Value};
+use subtle::ConstantTimeEq;
+use tokio::sync::{Mutex, RwLock};
+
+use super::{CodeCheck, Counter, KvStore, StoreError};
+
+/// Timeouts of the Redis connection.
+#[derive(Debug, Clone, Copy)]
+pub struct RedisTimeouts {
+    pub connect: Duration,
+    /// Bound on one whole operation, reconnect attempts included.
+    pub operation: Duration,
+}
+
+impl Default for RedisTimeouts {
+    fn default() -> Self {
+        Self {
+            connect: Duration::from_secs(2),
+            operation: Duration::from_secs(2),
+        }
+    }
+}
+
+/// How to reach Redis, parsed from `store.url`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedisTarget {
+    Single(String),
+    Cluster(Vec<String>),
+    Sentinel {
+        sentinels: Vec<String>,
+        master: String,
+    },
+}
+
+impl RedisTarget {
+    pub fn parse(url: &str) -> Result<Self, String> {
+        if let Some(rest) = url.strip_prefix("redis+cluster://") {
+            let nodes: Vec<String> = split_hosts(rest.trim_end_matches('/'))
+                .map(|h| format!("redis://{h}"))
+                .collect();
+            if nodes.is_empty() {
+                return Err("redis+cluster:// needs at least one host:port".into());
+            }
+            return Ok(Self::Cluster(nodes));
+        }
+        if let Some(rest) = url.strip_prefix("redis+sentinel://") {
+            let (hosts, master) = rest
+                .split_once('/')
+                .ok_or("redis+sentinel:// needs /<master name> after the hosts")?;
+            let sentinels: Vec<String> =
+                split_hosts(hosts).map(|h| format!("redis://{h}")).collect();
+            if sentinels.is_empty() || master.is_empty() {
+                return Err("redis+sentinel://host:port/<master name>".into());
+            }
+            return Ok(Self::Sentinel {
+                sentinels,
+                master: master.to_owned(),
+            });
+        }
+        if url.starts_with("redis://") || url.starts_with("rediss://") {
+            redis::Client::open(url).map_err(|e| e.to_string())?;
+            return Ok(Self::Single(url.to_owned()));
+        }
+        Err(format!("not a Redis URL: {url}"))
+    }
+}
+
+fn split_hosts(s: &str) -> impl Iterator<Item = &str> {
+    s.split(',').map(str::trim).filter(|h| !h.is_empty())
+}
+
+/// One multiplexed connection of whichever topology.
+#[derive(Clone)]
+enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+struct Scripts {
+    set_nx: Script,
+    incr_window: Script,
+    decr: Script,
+    peek: Script,
+    put_code: Script,
+    guess_code: Script,
+    delete_if: Script,
+}
+
+impl Scripts {
+    fn new() -> Self {
+        Self {
+            // {1} when stored; {0, pttl} when the key exists.
+            set_nx: Script::new(
+                r"if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+                    return {1, 0}
+                  end
+                  return {0, redis.call('PTTL', KEYS[1])}",
+            ),
+            // A window opens on the first hit; a key that lost its expiry is healed.
+            incr_window: Script::new(
+                r"local c = redis.call('INCR', KEYS[1])
+                  local t = redis.call('PTTL', KEYS[1])
+                  if c == 1 or t < 0 then
+                    redis.call('PEXPIRE', KEYS[1], ARGV[1])
+                    t = tonumber(ARGV[1])
+                  end
+                  return {c, t}",
+            ),
+            decr: Script::new(
+                r"local c = tonumber(redis.call('GET', KEYS[1]) or '0')
+                  if c > 0 then redis.call('DECR', KEYS[1]) end
+                  return 0",
+            ),
+            peek: Script::new(
+                r"local c = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
+                  local t = redis.call('PTTL', KEYS[1])
+                  if t < 0 then t = 0 end
+                  return {c, t}",
+            ),
+            put_code: Script::new(
+                r"redis.call('DEL', KEYS[1])
+                  redis.call('HSET', KEYS[1], 'mac', ARGV[1], 'guesses', 0)
+                  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+                  return 0",
+            ),
+            // Counts the guess and returns the stored MAC for a constant-time
+            // comparison in Rust; false when absent or out of guesses.
+            guess_code: Script::new(
+                r"local mac = redis.call('HGET', KEYS[1], 'mac')
+                  if not mac then return false end
+                  local g = tonumber(redis.call('HGET', KEYS[1], 'guesses') or '0')
+                  if g >= tonumber(ARGV[1]) then return false end
+                  g = redis.call('HINCRBY', KEYS[1], 'guesses', 1)
+                  return {mac, g}",
+            ),
+            // Deletes the code only if it is still the one that was guessed, so
+            // a code re-sent meanwhile survives; 1 for the caller that deleted.
+            delete_if: Script::new(
+                r"if redis.call('HGET', KEYS[1], 'mac') == ARGV[1] then
+                    return redis.call('DEL', KEYS[1])
+                  end
+                  return 0",
+            ),
+        }
+    }
+}
+
+pub struct RedisStore {
+    target: RedisTarget,
+    prefix: String,
+    timeouts: RedisTimeouts,
+    conn: RwLock<Option<Conn>>,
+    connecting: Mutex<()>,
+    sentinel: Option<Mutex<SentinelClient>>,
+    scripts: Scripts,
+}
+
+impl RedisStore {
+    /// Builds the store; the first connection is made on first use (and tried
+    /// once here, only to log early whether Redis answers).
+    pub async fn open(
+        url: &str,
+        prefix: &str,
+        timeouts: RedisTimeouts,
+    ) -> Result<Arc<Self>, StoreError> {
+        let target = RedisTarget::parse(url).map_err(StoreError::Unavailable)?;
+        let sentinel = match &target {
+            RedisTarget::Sentinel { sentinels, master } => Some(Mutex::new(
+                SentinelClient::build(
+                    sentinels.clone(),
+                    master.clone(),
+                    None,
+                    SentinelServerType::Master,
+                )
+                .map_err(unavailable)?,
+            )),
+            _ => None,
+        };
+        let store = Arc::new(Self {
+            target,
+            prefix: prefix.to_owned(),
+            timeouts,
+            conn: RwLock::new(None),
+            connecting: Mutex::new(()),
+            sentinel,
+            scripts: Scripts::new(),
+        });
+        if let Err(e) = store.ping().await {
+            tracing::warn!(error = %e, "Redis does not answer yet; requests get DBERR until it does");
+        }
+        Ok(store)
+    }
+
+    fn key(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
+    }
+
+    async fn conn(&self) -> Result<Conn, StoreError> {
+        if let Some(c) = self.conn.read().await.as_ref() {
+            return Ok(c.clone());
+        }
+        let _one_at_a_time = self.connecting.lock().await;
+        if let Some(c) = self.conn.read().await.as_ref() {
+            return Ok(c.clone());
+        }
+        let c = tokio::time::timeout(self.timeouts.connect, self.connect())
+            .await
+            .map_err(|_| StoreError::Unavailable("timed out connecting to Redis".into()))??;
+        *self.conn.write().await = Some(c.clone());
+        Ok(c)
+    }
+
+    async fn connect(&self) -> Result<Conn, StoreError> {
+        let manager_config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.timeouts.connect))
+            .set_response_timeout(Some(self.timeouts.operation))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(500));
+        match &self.target {
+            RedisTarget::Single(url) => {
+                let client = redis::Client::open(url.as_str()).map_err(unavailable)?;
+                let m = client
+                    .get_connection_manager_with_config(manager_config)
+                    .await
+                    .map_err(unavailable)?;
+                Ok(Conn::Single(m))
+            }
+            RedisTarget::Cluster(nodes) => {
+                let client = ClusterClientBuilder::new(nodes.clone())
+                    .connection_timeout(self.timeouts.connect)
+                    .response_timeout(self.timeouts.operation)
+                    .retries(2)
+                    .build()
+                    .map_err(unavailable)?;
+                let c = client.get_async_connection().await.map_err(unavailable)?;
+                Ok(Conn::Cluster(c))
+            }
+            RedisTarget::Sentinel { .. } => {
+                let Some(sentinel) = &self.sentinel else {
+                    return Err(StoreError::Unavailable("sentinel client missing".into()));
+                };
+                let client = sentinel
+                    .lock()
+                    .await
+                    .async_get_client()
+                    .await
+                    .map_err(unavailable)?;
+                let m = client
+                    .get_connection_manager_with_config(manager_config)
+                    .await
+                    .map_err(unavailable)?;
+                Ok(Conn::Single(m))
+            }
+        }
+    }
+
+    /// Runs one operation under the timeout; after a failover-shaped error on
+    /// Sentinel, forgets the connection so the next call asks the sentinels
+    /// for the current master.
+    async fn run<T, F>(&self, op: impl FnOnce(Conn) -> F) -> Result<T, StoreError>
+    where
+        F: std::future::Future<Output = Result<T, RedisError>>,
+    {
+        let conn = self.conn().await?;
+        let result = tokio::time::timeout(self.timeouts.operation, op(conn))
+            .await
+            .map_err(|_| StoreError::Unavailable("Redis did not answer in time".into()))?;
+        match result {
+            Ok(v) => Ok(v),
+            Err(e) => {
+                let failover = e.is_io_error()
+                    || e.is_connection_dropped()
+                    || e.is_connection_refusal()
+                    || e.code() == Some("READONLY");
+                if failover && self.sentinel.is_some() {
+                    *self.conn.write().await = None;
+                }
+                Err(unavailable(e))
+            }
+        }
+    }
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+#[async_trait]
+impl KvStore for RedisStore {
+    async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
+        let k = self.key(key);
+        self.run(|mut c| async move {
+            redis::cmd("SET")
+                .arg(&k)
+                .arg(value)
+                .arg("PX")
+                .arg(ms(ttl))
+                .query_async::<()>(&mut c)
+                .await
+        })
+        .await
+    }
+
+    async fn set_nx(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<Option<Duration>, StoreError> {
+        let k = self.key(key);
+        let (stored, pttl): (i64, i64) = self
+            .run(|mut c| async move {
+                self.scripts
+                    .set_nx
+                    .key(&k)
+                    .arg(value)
+                    .arg(ms(ttl))
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok((stored == 0).then(|| Duration::from_millis(pttl.max(0) as u64)))
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let k = self.key(key);
+        self.run(|mut c| async move { redis::cmd("GET").arg(&k).query_async(&mut c).await })
+            .await
+    }
+
+    async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let k = self.key(key);
+        self.run(|mut c| async move { redis::cmd("GETDEL").arg(&k).query_async(&mut c).await })
+            .await
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        let k = self.key(key);
+        self.run(|mut c| async move { redis::cmd("DEL").arg(&k).query_async::<()>(&mut c).await })
+            .await
+    }
+
+    async fn incr_window(&self, key: &str, window: Duration) -> Result<Counter, StoreError> {
+        let k = self.key(key);
+        let (count, pttl): (u64, i64) = self
+            .run(|mut c| async move {
+                self.scripts
+                    .incr_window
+                    .key(&k)
+                    .arg(ms(window))
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(Counter {
+            count,
+            resets_in: Duration::from_millis(pttl.max(0) as u64),
+        })
+    }
+
+    async fn decr(&self, key: &str) -> Result<(), StoreError> {
+        let k = self.key(key);
+        self.run(|mut c| async move { self.scripts.decr.key(&k).invoke_async::<()>(&mut c).await })
+            .await
+    }
+
+    async fn peek_counter(&self, key: &str) -> Result<Counter, StoreError> {
+        let k = self.key(key);
+        let (count, pttl): (u64, i64) = self
+            .run(|mut c| async move { self.scripts.peek.key(&k).invoke_async(&mut c).await })
+            .await?;
+        Ok(Counter {
+            count,
+            resets_in: Duration::from_millis(pttl.max(0) as u64),
+        })
+    }
+
+    async fn put_code(&self, key: &str, mac: &[u8], ttl: Duration) -> Result<(), StoreError> {
+        let k = self.key(key);
+        self.run(|mut c| async move {
+            self.scripts
+                .put_code
+                .key(&k)
+                .arg(mac)
+                .arg(ms(ttl))
+                .invoke_async::<()>(&mut c)
+                .await
+        })
+        .await
+    }
+
+    async fn verify_code(
+        &self,
+        key: &str,
+        candidate: &[u8],
+        max_guesses: u32,
+    ) -> Result<CodeCheck, StoreError> {
+        let k = self.key(key);
+        let guessed: Option<(Vec<u8>, u32)> = self
+            .run(|mut c| {
+                let k = k.clone();
+                async move {
+                    self.scripts
+                        .guess_code
+                        .key(&k)
+                        .arg(max_guesses)
+                        .invoke_async(&mut c)
+                        .await
+                }
+            })
+            .await?;
+        let Some((mac, guesses)) = guessed else {
+            return Ok(CodeCheck::Missing);
+        };
+        let matched = bool::from(mac.as_slice().ct_eq(candidate));
+        let exhausted = guesses >= max_guesses;
+        if matched || exhausted {
+            let deleted: i64 = self
+                .run(|mut c| {
+                    let (k, mac) = (k.clone(), mac.clone());
+                    async move {
+                        self.scripts
+                            .delete_if
+                            .key(&k)
+                            .arg(mac)
+                            .invoke_async(&mut c)
+                            .await
+                    }
+                })
+                .await?;
+            if matched {
+                // Only the caller whose delete removed the code has used it.
+                return Ok(if deleted == 1 {
+                    CodeCheck::Match
+                } else {
+                    CodeCheck::Missing
+                });
+            }
+        }
+        Ok(CodeCheck::Wrong {
+            remaining: max_guesses.saturating_sub(guesses),
+        })
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.run(|mut c| async move { redis::cmd("PING").query_async::<()>(&mut c).await })
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_name_the_topology() {
+        assert_eq!(
+            RedisTarget::parse("redis://127.0.0.1:6379/0"),
+            Ok(RedisTarget::Single("redis://127.0.0.1:6379/0".into()))
+        );
+        assert!(matches!(
+            RedisTarget::parse("rediss://cache.example:6380"),
+            Ok(RedisTarget::Single(_))
+        ));
+        assert_eq!(
+            RedisTarget::parse("redis+cluster://10.0.0.1:7000, 10.0.0.2:7000"),
+            Ok(RedisTarget::Cluster(vec![
+                "redis://10.0.0.1:7000".into(),
+                "redis://10.0.0.2:7000".into()
+            ]))
+        );
+        assert_eq!(
+            RedisTarget::parse("redis+sentinel://s1:26379,s2:26379/mymaster"),
+            Ok(RedisTarget::Sentinel {
+                sentinels: vec!["redis://s1:26379".into(), "redis://s2:26379".into()],
+                master: "mymaster".into()
+            })
+        );
+        assert!(RedisTarget::parse("redis+sentinel://s1:26379").is_err());
+        assert!(RedisTarget::parse("redis+cluster://").is_err());
+        assert!(RedisTarget::parse("memcached://x").is_err());
+    }
+}
