@@ -7,7 +7,6 @@
 //! line on stderr.
 
 use std::net::TcpStream;
-use std::sync::Arc;
 use std::time::Duration;
 
 use phoneauth::clock::ManualClock;
@@ -113,9 +112,16 @@ pub fn production_config(
 }
 
 /// One phoneauth instance on Redis + PostgreSQL.
-pub async fn spawn_production(redis: &str, prefix: &str, database: &str, secret: &str) -> TestApp {
+pub async fn spawn_production(
+    redis: &str,
+    prefix: &str,
+    database: &str,
+    secret: &str,
+    tweak: impl FnOnce(&mut Config),
+) -> TestApp {
     let dir = TempDir::new();
-    let config = production_config(&dir, redis, prefix, database, secret);
+    let mut config = production_config(&dir, redis, prefix, database, secret);
+    tweak(&mut config);
     let store = redis_store(redis, prefix).await;
     let repo: SharedUserRepo = users::connect(database, phoneauth::app::pg_settings(&config))
         .await
@@ -126,5 +132,3 @@ pub async fn spawn_production(redis: &str, prefix: &str, database: &str, secret:
 pub fn shared_secret() -> String {
     phoneauth::secret::random_hex(32)
 }
-
-pub type Shared<T> = Arc<T>;
