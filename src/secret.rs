@@ -37,6 +37,18 @@ impl ServerSecret {
         Ok(Self(bytes))
     }
 
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<Self, SecretError> {
+        if bytes.len() < MIN_SECRET_LEN {
+            return Err(SecretError::TooShort);
+        }
+        Ok(Self(bytes))
+    }
+
+    /// The key bytes, for storing a generated secret where all instances read it.
+    pub fn expose_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
     pub fn generate() -> Self {
         let mut bytes = vec![0u8; MIN_SECRET_LEN];
         rand::rng().fill_bytes(&mut bytes);

@@ -301,29 +301,36 @@ impl RedisStore {
         }
     }
 
-    /// Runs one operation under the timeout; after a failover-shaped error on
-    /// Sentinel, forgets the connection so the next call asks the sentinels
-    /// for the current master.
+    /// Runs one operation under the timeout. On Sentinel, any failure that
+    /// is not a plain answer of the server (connection lost, refused, timed
+    /// out, READONLY from a demoted primary) forgets the connection, so the
+    /// next call asks the sentinels for the current primary.
     async fn run<T, F>(&self, op: impl FnOnce(Conn) -> F) -> Result<T, StoreError>
     where
         F: std::future::Future<Output = Result<T, RedisError>>,
     {
         let conn = self.conn().await?;
-        let result = tokio::time::timeout(self.timeouts.operation, op(conn))
-            .await
-            .map_err(|_| StoreError::Unavailable("Redis did not answer in time".into()))?;
-        match result {
-            Ok(v) => Ok(v),
-            Err(e) => {
-                let failover = e.is_io_error()
+        let result = tokio::time::timeout(self.timeouts.operation, op(conn)).await;
+        let failover_shaped = match &result {
+            Err(_elapsed) => true,
+            Ok(Err(e)) => {
+                e.is_io_error()
                     || e.is_connection_dropped()
                     || e.is_connection_refusal()
-                    || e.code() == Some("READONLY");
-                if failover && self.sentinel.is_some() {
-                    *self.conn.write().await = None;
-                }
-                Err(unavailable(e))
+                    || e.is_timeout()
+                    || e.code() == Some("READONLY")
             }
+            Ok(Ok(_)) => false,
+        };
+        if failover_shaped && self.sentinel.is_some() {
+            *self.conn.write().await = None;
+        }
+        match result {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(unavailable(e)),
+            Err(_) => Err(StoreError::Unavailable(
+                "Redis did not answer in time".into(),
+            )),
         }
     }
 }

@@ -133,4 +133,20 @@ impl UserRepo for PgUserRepo {
     async fn migrate(&self) -> Result<(), RepoError> {
         MIGRATOR.run(&self.pool).await.map_err(unavailable)
     }
+
+    async fn shared_secret(&self, candidate: &[u8]) -> Result<Option<Vec<u8>>, RepoError> {
+        // First writer wins; every instance then reads the same row.
+        sqlx::query(
+            "INSERT INTO server_secret (id, secret) VALUES (1, $1) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(candidate)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        let secret: Vec<u8> = sqlx::query_scalar("SELECT secret FROM server_secret WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(Some(secret))
+    }
 }

@@ -261,3 +261,97 @@ async fn postgres_cut_off_gives_dberr_on_registration_while_codes_still_go_out()
     let code = app.send_code(&m).await;
     assert_eq!(app.register(&m, &code, "password123").await["errno"], "0");
 }
+
+/// A Redis primary, a replica and one Sentinel, all private to the test.
+#[tokio::test]
+async fn sentinel_mode_follows_a_failover_to_the_new_primary() {
+    let (p_primary, p_replica, p_sentinel) = (free_port(), free_port(), free_port());
+    let Some(mut primary) = start_redis(p_primary).await else {
+        return;
+    };
+    let replica = Command::new("redis-server")
+        .args([
+            "--port",
+            &p_replica.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .args(["--replicaof", "127.0.0.1", &p_primary.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("replica");
+    let dir = TempDir::new();
+    let conf = dir.0.join("sentinel.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "port {p_sentinel}\nbind 127.0.0.1\ndir {}\n\
+             sentinel monitor main 127.0.0.1 {p_primary} 1\n\
+             sentinel down-after-milliseconds main 1000\n\
+             sentinel failover-timeout main 4000\n",
+            dir.0.display()
+        ),
+    )
+    .expect("sentinel.conf");
+    let sentinel = Command::new("redis-server")
+        .arg(&conf)
+        .arg("--sentinel")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("sentinel");
+    for _ in 0..100 {
+        if TcpStream::connect(("127.0.0.1", p_sentinel)).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Let the replica sync and the sentinel discover it.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let url = format!("redis+sentinel://127.0.0.1:{p_sentinel}/main");
+    let store = redis_store(&url, "sentinel:").await;
+    store
+        .set("k", b"before", Duration::from_secs(60))
+        .await
+        .expect("write via the primary");
+    assert_eq!(
+        store.get("k").await.expect("read").as_deref(),
+        Some(&b"before"[..])
+    );
+
+    primary.kill().await.expect("stop the primary");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let attempt = Instant::now();
+        let ok = store
+            .set("k", b"after", Duration::from_secs(60))
+            .await
+            .is_ok();
+        assert!(
+            attempt.elapsed() < BOUND,
+            "one store call took {:?}",
+            attempt.elapsed()
+        );
+        if ok {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the store never found the promoted replica"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(
+        store.get("k").await.expect("read").as_deref(),
+        Some(&b"after"[..])
+    );
+    drop((replica, sentinel));
+}

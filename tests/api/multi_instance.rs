@@ -158,3 +158,24 @@ async fn a_wrong_captcha_answer_on_a_burns_it_for_b() {
         "4002"
     );
 }
+
+#[tokio::test]
+async fn instances_without_a_configured_secret_agree_on_the_one_kept_in_postgres() {
+    let Some(redis) = redis_url() else { return };
+    let Some(base) = postgres_url() else { return };
+    let pg = fresh_pg_schema(&base).await;
+    let prefix = fresh_prefix();
+    // Started together, so both race to create the secret.
+    let (a, b) = tokio::join!(
+        spawn_production(&redis, &prefix, &pg, "", |_| {}),
+        spawn_production(&redis, &prefix, &pg, "", |_| {})
+    );
+    let (id, answer) = a.captcha().await;
+    assert_eq!(
+        b.sms_code(&fresh_mobile(), &answer, &id).await["errno"],
+        "0"
+    );
+    let m = fresh_mobile();
+    let code = b.send_code(&m).await;
+    assert_eq!(a.register(&m, &code, "password123").await["errno"], "0");
+}
