@@ -4,6 +4,7 @@ mod backend_conformance;
 mod backends;
 mod bad_input;
 mod captcha;
+mod cli;
 mod csrf;
 mod faults;
 mod health;

@@ -1,0 +1,114 @@
+//! The `phoneauth` command itself: subcommands, config errors, redaction.
+
+use std::process::Output;
+
+use crate::helpers::TempDir;
+
+fn phoneauth(dir: &TempDir, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_phoneauth"));
+    cmd.args(args)
+        .current_dir(&dir.0)
+        .env_remove("DATABASE_URL")
+        .env_remove("REDIS_URL");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run phoneauth")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn help_lists_every_command() {
+    let dir = TempDir::new();
+    let out = phoneauth(&dir, &["--help"], &[]);
+    assert!(out.status.success());
+    let help = text(&out.stdout);
+    for cmd in ["serve", "check-config", "migrate", "sms-test"] {
+        assert!(help.contains(cmd), "{cmd} missing from:\n{help}");
+    }
+}
+
+#[test]
+fn check_config_prints_the_effective_config_with_secrets_redacted() {
+    let dir = TempDir::new();
+    let secret = "ab".repeat(32);
+    let out = phoneauth(
+        &dir,
+        &["check-config"],
+        &[
+            ("PHONEAUTH_SERVER__SECRET", &secret),
+            ("PHONEAUTH_LIMITS__SMS_COOLDOWN_SECS", "90"),
+            (
+                "DATABASE_URL",
+                "postgres://app:hunter2@db.internal/phoneauth",
+            ),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let shown = text(&out.stdout);
+    assert!(shown.contains("sms_cooldown_secs = 90"), "{shown}");
+    assert!(
+        shown.contains("postgres://app:<redacted>@db.internal/phoneauth"),
+        "{shown}"
+    );
+    assert!(
+        !shown.contains(&secret) && !shown.contains("hunter2"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn a_bad_value_stops_the_start_and_names_the_key_and_its_source() {
+    let dir = TempDir::new();
+    for args in [&["check-config"][..], &["serve"][..]] {
+        let out = phoneauth(
+            &dir,
+            args,
+            &[("PHONEAUTH_SERVER__LISTEN", "not-an-address")],
+        );
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = text(&out.stderr);
+        assert!(
+            err.contains("server.listen") && err.contains("PHONEAUTH_SERVER__LISTEN"),
+            "{err}"
+        );
+    }
+    std::fs::write(
+        dir.0.join("phoneauth.toml"),
+        "[store]\nurl = \"memcached://x\"\n",
+    )
+    .expect("write");
+    let out = phoneauth(&dir, &["check-config"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("store.url"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn migrate_creates_the_embedded_database() {
+    let dir = TempDir::new();
+    let out = phoneauth(&dir, &["migrate"], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(dir.0.join("phoneauth.db").exists());
+}
+
+#[test]
+fn sms_test_sends_through_the_configured_chain_without_printing_the_number() {
+    let dir = TempDir::new();
+    let out = phoneauth(&dir, &["sms-test", "13812345678"], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let shown = text(&out.stdout);
+    assert!(
+        shown.contains("138****5678") && shown.contains("log"),
+        "{shown}"
+    );
+    assert!(!shown.contains("13812345678"));
+    let out = phoneauth(&dir, &["sms-test", "12345"], &[]);
+    assert!(!out.status.success());
+}
