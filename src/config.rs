@@ -498,13 +498,13 @@ impl Config {
                 "password.argon2_* parameters are out of range (memory ≥ 8 KiB per lane, iterations ≥ 1, parallelism ≥ 1)".into(),
             );
         }
-        if self.store.url != "memory://" {
-            if let Err(e) = crate::store::redis::RedisTarget::parse(&self.store.url) {
-                errs.push(format!(
+        if self.store.url != "memory://"
+            && let Err(e) = crate::store::redis::RedisTarget::parse(&self.store.url)
+        {
+            errs.push(format!(
                     "store.url: {e} in {:?} (memory://, redis://, rediss://, redis+cluster://, redis+sentinel://)",
                     redact_url(&self.store.url)
                 ));
-            }
         }
         let db = &self.database.url;
         if !(db.starts_with("sqlite:")
