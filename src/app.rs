@@ -18,6 +18,11 @@ use crate::http::{self, AppState, CookiePolicy, CsrfPolicy, RouterOptions, Trust
 use crate::limits::Limits;
 use crate::passwords::PasswordHasher;
 use crate::secret::ServerSecret;
+use crate::sms::aliyun::Aliyun;
+use crate::sms::cloopen::Cloopen;
+use crate::sms::http as sms_http;
+use crate::sms::tencent::Tencent;
+use crate::sms::twilio::Twilio;
 use crate::sms::{SmsChain, SmsSender, log::LogSender};
 use crate::store::redis::{RedisStore, RedisTimeouts};
 use crate::store::{MemoryStore, SharedStore};
@@ -65,7 +70,7 @@ impl App {
         let secret = load_secret(&config, &users).await?;
         let sms = Arc::new(match overrides.sms {
             Some(sender) => SmsChain::new(vec![sender]),
-            None => build_sms_chain(&config)?,
+            None => build_sms_chain(&config, clock.clone())?,
         });
         let captcha = Arc::new(CaptchaRenderer::new().context("loading the captcha font")?);
         let hasher = Arc::new(PasswordHasher::new(&config.password).context("password hasher")?);
@@ -214,11 +219,34 @@ async fn load_secret(config: &Config, users: &SharedUserRepo) -> anyhow::Result<
     }
 }
 
-pub fn build_sms_chain(config: &Config) -> anyhow::Result<SmsChain> {
+/// The configured providers in order: `sms.provider`, then `sms.fallback`.
+pub fn build_sms_chain(config: &Config, clock: SharedClock) -> anyhow::Result<SmsChain> {
+    let sms = &config.sms;
+    let client = sms_http::client(
+        Duration::from_millis(sms.connect_timeout_ms),
+        Duration::from_millis(sms.timeout_ms),
+    )
+    .map_err(anyhow::Error::msg)
+    .context("building the SMS HTTP client")?;
     let mut providers: Vec<Arc<dyn SmsSender>> = Vec::new();
-    for name in std::iter::once(&config.sms.provider).chain(config.sms.fallback.0.iter()) {
+    for name in std::iter::once(&sms.provider).chain(sms.fallback.0.iter()) {
         let p: Arc<dyn SmsSender> = match name.as_str() {
             "log" => Arc::new(LogSender),
+            "cloopen" => Arc::new(
+                Cloopen::new(sms.cloopen.clone(), client.clone(), clock.clone())
+                    .map_err(anyhow::Error::msg)?,
+            ),
+            "aliyun" => Arc::new(
+                Aliyun::new(sms.aliyun.clone(), client.clone(), clock.clone())
+                    .map_err(anyhow::Error::msg)?,
+            ),
+            "tencent" => Arc::new(
+                Tencent::new(sms.tencent.clone(), client.clone(), clock.clone())
+                    .map_err(anyhow::Error::msg)?,
+            ),
+            "twilio" => Arc::new(
+                Twilio::new(sms.twilio.clone(), client.clone()).map_err(anyhow::Error::msg)?,
+            ),
             other => bail!("sms.provider: unknown provider {other:?}"),
         };
         providers.push(p);

@@ -46,6 +46,13 @@ impl ManualClock {
         })
     }
 
+    /// Starts at a fixed instant (milliseconds since the epoch).
+    pub fn at(ms: u64) -> Arc<Self> {
+        Arc::new(Self {
+            ms: AtomicU64::new(ms),
+        })
+    }
+
     pub fn advance(&self, by: std::time::Duration) {
         let ms = u64::try_from(by.as_millis()).unwrap_or(u64::MAX);
         self.ms.fetch_add(ms, Ordering::SeqCst);

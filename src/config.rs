@@ -114,6 +114,14 @@ pub struct SmsConfig {
     pub fallback: StringList,
     pub code_ttl_secs: u64,
     pub max_guesses: u32,
+    /// Bound on connecting to a vendor.
+    pub connect_timeout_ms: u64,
+    /// Bound on one whole vendor call.
+    pub timeout_ms: u64,
+    pub cloopen: CloopenConfig,
+    pub aliyun: AliyunConfig,
+    pub tencent: TencentConfig,
+    pub twilio: TwilioConfig,
 }
 
 impl Default for SmsConfig {
@@ -123,8 +131,144 @@ impl Default for SmsConfig {
             fallback: StringList::default(),
             code_ttl_secs: 300,
             max_guesses: 5,
+            connect_timeout_ms: 2_000,
+            timeout_ms: 5_000,
+            cloopen: CloopenConfig::default(),
+            aliyun: AliyunConfig::default(),
+            tencent: TencentConfig::default(),
+            twilio: TwilioConfig::default(),
         }
     }
+}
+
+/// The SMS providers phoneauth can send through.
+pub const SMS_PROVIDERS: &[&str] = &["log", "cloopen", "aliyun", "tencent", "twilio"];
+
+/// Ronglian / Cloopen (容联云通讯), REST 2013-12-26 TemplateSMS.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CloopenConfig {
+    pub base_url: String,
+    #[serde(deserialize_with = "lenient")]
+    pub account_sid: String,
+    pub auth_token: Secret,
+    #[serde(deserialize_with = "lenient")]
+    pub app_id: String,
+    #[serde(deserialize_with = "lenient")]
+    pub template_id: String,
+}
+
+impl Default for CloopenConfig {
+    fn default() -> Self {
+        Self {
+            base_url: "https://app.cloopen.com:8883".into(),
+            account_sid: String::new(),
+            auth_token: Secret::default(),
+            app_id: String::new(),
+            template_id: String::new(),
+        }
+    }
+}
+
+/// Alibaba Cloud SMS (dysmsapi 2017-05-25 SendSms), ACS3-HMAC-SHA256.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AliyunConfig {
+    pub base_url: String,
+    #[serde(deserialize_with = "lenient")]
+    pub access_key_id: String,
+    pub access_key_secret: Secret,
+    #[serde(deserialize_with = "lenient")]
+    pub sign_name: String,
+    #[serde(deserialize_with = "lenient")]
+    pub template_code: String,
+}
+
+impl Default for AliyunConfig {
+    fn default() -> Self {
+        Self {
+            base_url: "https://dysmsapi.aliyuncs.com".into(),
+            access_key_id: String::new(),
+            access_key_secret: Secret::default(),
+            sign_name: String::new(),
+            template_code: String::new(),
+        }
+    }
+}
+
+/// Tencent Cloud SMS (API 2021-01-11 SendSms), TC3-HMAC-SHA256.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TencentConfig {
+    pub base_url: String,
+    #[serde(deserialize_with = "lenient")]
+    pub secret_id: String,
+    pub secret_key: Secret,
+    #[serde(deserialize_with = "lenient")]
+    pub sdk_app_id: String,
+    #[serde(deserialize_with = "lenient")]
+    pub sign_name: String,
+    #[serde(deserialize_with = "lenient")]
+    pub template_id: String,
+    #[serde(deserialize_with = "lenient")]
+    pub region: String,
+}
+
+impl Default for TencentConfig {
+    fn default() -> Self {
+        Self {
+            base_url: "https://sms.tencentcloudapi.com".into(),
+            secret_id: String::new(),
+            secret_key: Secret::default(),
+            sdk_app_id: String::new(),
+            sign_name: String::new(),
+            template_id: String::new(),
+            region: "ap-guangzhou".into(),
+        }
+    }
+}
+
+/// Twilio Programmable Messaging (Messages API 2010-04-01).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TwilioConfig {
+    pub base_url: String,
+    #[serde(deserialize_with = "lenient")]
+    pub account_sid: String,
+    pub auth_token: Secret,
+    /// Sender number or id; or set `messaging_service_sid` instead.
+    #[serde(deserialize_with = "lenient")]
+    pub from: String,
+    #[serde(deserialize_with = "lenient")]
+    pub messaging_service_sid: String,
+    /// Message text; `{code}` and `{minutes}` are filled in.
+    pub template_zh: String,
+    pub template_en: String,
+    /// When set, the text ends with the WebOTP line `@<domain> #<code>`, so
+    /// browsers on that site can offer to fill the code in.
+    pub webotp_domain: String,
+}
+
+impl Default for TwilioConfig {
+    fn default() -> Self {
+        Self {
+            base_url: "https://api.twilio.com".into(),
+            account_sid: String::new(),
+            auth_token: Secret::default(),
+            from: String::new(),
+            messaging_service_sid: String::new(),
+            template_zh: "您的验证码是{code}，{minutes}分钟内有效。请勿告诉他人。".into(),
+            template_en: "Your verification code is {code}. It expires in {minutes} minutes."
+                .into(),
+            webotp_domain: String::new(),
+        }
+    }
+}
+
+/// A string that may arrive as a number (an environment variable of digits
+/// is parsed as one; template and app ids often are digits).
+fn lenient<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Secret::deserialize(d).map(|s| s.0)
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -470,6 +614,8 @@ impl Config {
         positive("limits.login_window_secs", l.login_window_secs);
         positive("sms.code_ttl_secs", self.sms.code_ttl_secs);
         positive("sms.max_guesses", u64::from(self.sms.max_guesses));
+        positive("sms.connect_timeout_ms", self.sms.connect_timeout_ms);
+        positive("sms.timeout_ms", self.sms.timeout_ms);
         positive("captcha.ttl_secs", self.captcha.ttl_secs);
         positive("session.ttl_secs", self.session.ttl_secs);
         positive("store.memory_max_mb", self.store.memory_max_mb as u64);
@@ -516,17 +662,7 @@ impl Config {
                 redact_url(db)
             ));
         }
-        if self.sms.provider != "log" {
-            errs.push(format!(
-                "sms.provider: unknown provider {:?} (this build supports: log)",
-                self.sms.provider
-            ));
-        }
-        for f in &self.sms.fallback.0 {
-            if f != "log" {
-                errs.push(format!("sms.fallback: unknown provider {f:?}"));
-            }
-        }
+        errs.extend(self.sms_problems());
         if !self.server.secret.is_empty()
             && let Err(e) = crate::secret::ServerSecret::from_hex(self.server.secret.expose())
         {
@@ -545,6 +681,109 @@ impl Config {
         } else {
             Err(ConfigError::Invalid(errs))
         }
+    }
+
+    /// Problems of the SMS chain: unknown or repeated providers, and a
+    /// selected provider without its credentials.
+    fn sms_problems(&self) -> Vec<String> {
+        let mut errs = Vec::new();
+        let chain: Vec<&String> = std::iter::once(&self.sms.provider)
+            .chain(self.sms.fallback.0.iter())
+            .collect();
+        for (i, name) in chain.iter().enumerate() {
+            let key = if i == 0 {
+                "sms.provider"
+            } else {
+                "sms.fallback"
+            };
+            if !SMS_PROVIDERS.contains(&name.as_str()) {
+                errs.push(format!(
+                    "{key}: unknown provider {name:?} (one of: {})",
+                    SMS_PROVIDERS.join(", ")
+                ));
+            } else if chain[..i].contains(name) {
+                errs.push(format!("{key}: provider {name:?} is listed twice"));
+            }
+        }
+        let sms = &self.sms;
+        let need = |errs: &mut Vec<String>, provider: &str, fields: &[(&str, bool)]| {
+            if chain.iter().any(|p| p.as_str() == provider) {
+                for (field, empty) in fields {
+                    if *empty {
+                        errs.push(format!(
+                            "sms.{provider}.{field} is required when {provider} is in the SMS chain \
+                             (env PHONEAUTH_SMS__{}__{})",
+                            provider.to_uppercase(),
+                            field.to_uppercase()
+                        ));
+                    }
+                }
+            }
+        };
+        let c = &sms.cloopen;
+        need(
+            &mut errs,
+            "cloopen",
+            &[
+                ("account_sid", c.account_sid.is_empty()),
+                ("auth_token", c.auth_token.is_empty()),
+                ("app_id", c.app_id.is_empty()),
+                ("template_id", c.template_id.is_empty()),
+            ],
+        );
+        let a = &sms.aliyun;
+        need(
+            &mut errs,
+            "aliyun",
+            &[
+                ("access_key_id", a.access_key_id.is_empty()),
+                ("access_key_secret", a.access_key_secret.is_empty()),
+                ("sign_name", a.sign_name.is_empty()),
+                ("template_code", a.template_code.is_empty()),
+            ],
+        );
+        let t = &sms.tencent;
+        need(
+            &mut errs,
+            "tencent",
+            &[
+                ("secret_id", t.secret_id.is_empty()),
+                ("secret_key", t.secret_key.is_empty()),
+                ("sdk_app_id", t.sdk_app_id.is_empty()),
+                ("sign_name", t.sign_name.is_empty()),
+                ("template_id", t.template_id.is_empty()),
+                ("region", t.region.is_empty()),
+            ],
+        );
+        let w = &sms.twilio;
+        need(
+            &mut errs,
+            "twilio",
+            &[
+                ("account_sid", w.account_sid.is_empty()),
+                ("auth_token", w.auth_token.is_empty()),
+                (
+                    "from",
+                    w.from.is_empty() && w.messaging_service_sid.is_empty(),
+                ),
+            ],
+        );
+        for (provider, url) in [
+            ("cloopen", &c.base_url),
+            ("aliyun", &a.base_url),
+            ("tencent", &t.base_url),
+            ("twilio", &w.base_url),
+        ] {
+            match url::Url::parse(url) {
+                Ok(u)
+                    if (u.scheme() == "https" || u.scheme() == "http")
+                        && u.host_str().is_some() => {}
+                _ => errs.push(format!(
+                    "sms.{provider}.base_url: {url:?} is not an http(s) URL"
+                )),
+            }
+        }
+        errs
     }
 
     /// The effective configuration as TOML, secrets redacted.

@@ -86,7 +86,9 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             let policy =
                 MobilePolicy::new(&config.phone.allowed_regions.0).map_err(anyhow::Error::msg)?;
             let mobile = Mobile::parse(&mobile, &policy).context("not a valid mobile number")?;
-            let chain = phoneauth::app::build_sms_chain(&config)?;
+            let clock: phoneauth::clock::SharedClock =
+                std::sync::Arc::new(phoneauth::clock::SystemClock);
+            let chain = phoneauth::app::build_sms_chain(&config, clock)?;
             let code = phoneauth::secret::random_code();
             let msg = SmsMessage {
                 mobile: &mobile,
@@ -101,6 +103,14 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 receipt.provider,
                 receipt.message_id.as_deref().unwrap_or("none")
             );
+            // The vendor's answer may echo the number and the text: mask both.
+            let answer = receipt
+                .vendor_answer
+                .replace(&code, "******")
+                .replace(mobile.e164(), &mobile.masked())
+                .replace(mobile.e164().trim_start_matches('+'), &mobile.masked())
+                .replace(&mobile.display(), &mobile.masked());
+            println!("vendor answer: {answer}");
         }
         Command::CheckConfig => {}
     }

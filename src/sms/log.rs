@@ -23,6 +23,7 @@ impl SmsSender for LogSender {
         Ok(SmsReceipt {
             provider: "log",
             message_id: None,
+            vendor_answer: "written to the log".into(),
         })
     }
 }

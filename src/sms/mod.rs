@@ -1,7 +1,12 @@
 //! The SMS port: one trait per vendor client, and the chain that tries them in
 //! order, falling over only on transient failures.
 
+pub mod aliyun;
+pub mod cloopen;
+pub mod http;
 pub mod log;
+pub mod tencent;
+pub mod twilio;
 
 use std::sync::Arc;
 
@@ -47,6 +52,17 @@ pub enum SmsErrorKind {
     Config,
 }
 
+impl SmsErrorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SmsErrorKind::Transient => "transient",
+            SmsErrorKind::RateLimited => "rate_limited",
+            SmsErrorKind::RejectedNumber => "rejected_number",
+            SmsErrorKind::Config => "config",
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("{provider}: {kind:?}: {detail}")]
 pub struct SmsError {
@@ -61,6 +77,9 @@ pub struct SmsError {
 pub struct SmsReceipt {
     pub provider: &'static str,
     pub message_id: Option<String>,
+    /// The vendor's answer as received (cut short), for `phoneauth sms-test`.
+    /// It may echo the number or the text: never log it.
+    pub vendor_answer: String,
 }
 
 #[async_trait]
@@ -79,15 +98,23 @@ impl SmsChain {
         Self { providers }
     }
 
-    /// Tries each provider once, moving on only after a transient failure.
+    /// Tries each provider once, in order, moving on only after a transient
+    /// failure: a rejected number or a configuration problem would fail the
+    /// same way elsewhere, and a vendor that throttles us must not be dodged.
     pub async fn send(&self, msg: &SmsMessage<'_>) -> Result<SmsReceipt, SmsError> {
         let mut last = None;
         for p in &self.providers {
+            let started = std::time::Instant::now();
             match p.send(msg).await {
-                Ok(receipt) => return Ok(receipt),
+                Ok(receipt) => {
+                    tracing::info!(provider = p.name(), outcome = "ok", mobile = %msg.mobile,
+                        latency_ms = started.elapsed().as_millis() as u64, "SMS accepted by the provider");
+                    return Ok(receipt);
+                }
                 Err(e) => {
-                    tracing::warn!(provider = e.provider, kind = ?e.kind, detail = %e.detail,
-                        mobile = %msg.mobile, "SMS provider failed");
+                    tracing::warn!(provider = e.provider, outcome = e.kind.as_str(), detail = %e.detail,
+                        mobile = %msg.mobile, latency_ms = started.elapsed().as_millis() as u64,
+                        "SMS provider failed");
                     let transient = e.kind == SmsErrorKind::Transient;
                     last = Some(e);
                     if !transient {
@@ -131,6 +158,7 @@ mod tests {
                 None => Ok(SmsReceipt {
                     provider: self.name,
                     message_id: None,
+                    vendor_answer: String::new(),
                 }),
                 Some(kind) => Err(SmsError {
                     provider: self.name,
