@@ -989,22 +989,24 @@ mod tests {
         parsed.validated().expect("config.example.toml is valid");
         let defaults = toml::to_string(&Config::default()).expect("serialise defaults");
         let table: toml::Table = defaults.parse().expect("toml");
-        for (section, keys) in &table {
-            let Some(keys) = keys.as_table() else {
-                continue;
-            };
-            for key in keys.keys() {
-                let needle = format!(
-                    "PHONEAUTH_{}__{}",
-                    section.to_uppercase(),
-                    key.to_uppercase()
-                );
-                assert!(
-                    example.contains(&needle),
-                    "config.example.toml does not document {section}.{key} ({needle})"
-                );
+        fn walk(path: &mut Vec<String>, t: &toml::Table, example: &str) {
+            for (key, value) in t {
+                path.push(key.clone());
+                match value.as_table() {
+                    Some(inner) => walk(path, inner, example),
+                    None => {
+                        let env = format!("PHONEAUTH_{}", path.join("__").to_uppercase());
+                        assert!(
+                            example.contains(&env),
+                            "config.example.toml does not document {} ({env})",
+                            path.join(".")
+                        );
+                    }
+                }
+                path.pop();
             }
         }
+        walk(&mut Vec::new(), &table, example);
     }
 
     #[test]

@@ -89,13 +89,16 @@ pub async fn spawn_with_parts(
     let store = Arc::new(FlakyStore::new(store));
     let users = Arc::new(FlakyUsers::new(repo));
     let sms = Arc::new(FlakySms::default());
+    let config_uses_log_provider = config.sms.provider == "log";
     let app = App::build_with(
         config,
         Overrides {
             clock: Some(clock.clone()),
             store: Some(store.clone()),
             users: Some(users.clone()),
-            sms: Some(sms.clone()),
+            // A test that configures a real provider (against a mock vendor)
+            // gets the real chain; otherwise the switchable development one.
+            sms: (config_uses_log_provider).then(|| sms.clone() as Arc<dyn SmsSender>),
         },
     )
     .await

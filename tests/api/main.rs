@@ -14,5 +14,6 @@ mod multi_instance;
 mod register;
 mod sessions;
 mod sms_codes;
+mod sms_providers;
 mod store;
 mod users;
