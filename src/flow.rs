@@ -407,10 +407,7 @@ impl Flow {
         }
 
         match self.sms.send(&msg).await {
-            Ok(receipt) => {
-                tracing::info!(mobile = %mobile, provider = receipt.provider, "SMS code sent");
-                Ok(())
-            }
+            Ok(_) => Ok(()),
             Err(e) => {
                 // Withdraw the code: a code nobody received must not be guessable.
                 if let Err(se) = self.store.delete(&code_key).await {

@@ -103,14 +103,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 receipt.provider,
                 receipt.message_id.as_deref().unwrap_or("none")
             );
-            // The vendor's answer may echo the number and the text: mask both.
-            let answer = receipt
-                .vendor_answer
-                .replace(&code, "******")
-                .replace(mobile.e164(), &mobile.masked())
-                .replace(mobile.e164().trim_start_matches('+'), &mobile.masked())
-                .replace(&mobile.display(), &mobile.masked());
-            println!("vendor answer: {answer}");
+            println!("vendor answer: {}", msg.scrub(&receipt.vendor_answer));
         }
         Command::CheckConfig => {}
     }

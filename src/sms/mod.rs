@@ -23,6 +23,18 @@ pub struct SmsMessage<'a> {
 }
 
 impl SmsMessage<'_> {
+    /// `text` with this message's code and every spelling of its number
+    /// hidden: vendors echo both in answers and error messages, which end up
+    /// in logs and on the operator's terminal.
+    pub fn scrub(&self, text: &str) -> String {
+        let e164 = self.mobile.e164();
+        let masked = self.mobile.masked();
+        text.replace(self.code, "******")
+            .replace(e164, &masked)
+            .replace(e164.trim_start_matches('+'), &masked)
+            .replace(&self.mobile.display(), &masked)
+    }
+
     /// The text for providers that send free text (vendors with templates
     /// send only the code and minutes).
     pub fn text(&self) -> String {
@@ -112,7 +124,7 @@ impl SmsChain {
                     return Ok(receipt);
                 }
                 Err(e) => {
-                    tracing::warn!(provider = e.provider, outcome = e.kind.as_str(), detail = %e.detail,
+                    tracing::warn!(provider = e.provider, outcome = e.kind.as_str(), detail = %msg.scrub(&e.detail),
                         mobile = %msg.mobile, latency_ms = started.elapsed().as_millis() as u64,
                         "SMS provider failed");
                     let transient = e.kind == SmsErrorKind::Transient;
@@ -187,6 +199,22 @@ mod tests {
                 lang: Lang::Zh,
             })
             .await
+    }
+
+    #[test]
+    fn scrub_hides_the_code_and_every_spelling_of_the_number() {
+        let m = Mobile::parse("13812345678", &MobilePolicy::default()).expect("mobile");
+        let msg = SmsMessage {
+            mobile: &m,
+            code: "654321",
+            ttl_minutes: 5,
+            lang: Lang::En,
+        };
+        let out = msg.scrub("To +8613812345678 (8613812345678, 13812345678): code 654321");
+        assert_eq!(
+            out,
+            "To 138****5678 (138****5678, 138****5678): code ******"
+        );
     }
 
     #[tokio::test]

@@ -313,9 +313,37 @@ async fn sentinel_mode_follows_a_failover_to_the_new_primary() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    // Let the replica sync and the sentinel discover it.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-
+    // Wait until the replica is in sync and the sentinel knows it: only then
+    // can it fail over (under load this takes seconds).
+    let sentinel_client =
+        redis::Client::open(format!("redis://127.0.0.1:{p_sentinel}")).expect("client");
+    let replica_client =
+        redis::Client::open(format!("redis://127.0.0.1:{p_replica}")).expect("client");
+    wait_for(
+        "the replica to sync and the sentinel to see it",
+        Duration::from_secs(30),
+        || async {
+            let Ok(mut r) = replica_client.get_multiplexed_async_connection().await else {
+                return false;
+            };
+            let info: String = redis::cmd("INFO")
+                .arg("replication")
+                .query_async(&mut r)
+                .await
+                .unwrap_or_default();
+            let Ok(mut s) = sentinel_client.get_multiplexed_async_connection().await else {
+                return false;
+            };
+            let replicas: Vec<redis::Value> = redis::cmd("SENTINEL")
+                .arg("replicas")
+                .arg("main")
+                .query_async(&mut s)
+                .await
+                .unwrap_or_default();
+            info.contains("master_link_status:up") && !replicas.is_empty()
+        },
+    )
+    .await;
     let url = format!("redis+sentinel://127.0.0.1:{p_sentinel}/main");
     let store = redis_store(&url, "sentinel:").await;
     store
@@ -328,7 +356,26 @@ async fn sentinel_mode_follows_a_failover_to_the_new_primary() {
     );
 
     primary.kill().await.expect("stop the primary");
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let promoted = p_replica.to_string();
+    wait_for(
+        "the sentinel to promote the replica",
+        Duration::from_secs(40),
+        || async {
+            let Ok(mut s) = sentinel_client.get_multiplexed_async_connection().await else {
+                return false;
+            };
+            let addr: Vec<String> = redis::cmd("SENTINEL")
+                .arg("get-master-addr-by-name")
+                .arg("main")
+                .query_async(&mut s)
+                .await
+                .unwrap_or_default();
+            addr.get(1) == Some(&promoted)
+        },
+    )
+    .await;
+    // The store must find the new primary by itself, within a few calls.
+    let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let attempt = Instant::now();
         let ok = store
@@ -354,4 +401,17 @@ async fn sentinel_mode_follows_a_failover_to_the_new_primary() {
         Some(&b"after"[..])
     );
     drop((replica, sentinel));
+}
+
+/// Polls `check` every 200 ms until it holds, failing the test after `limit`.
+async fn wait_for<F, Fut>(what: &str, limit: Duration, check: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
