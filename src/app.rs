@@ -105,6 +105,7 @@ impl App {
                 secure: config.server.secure_cookies,
                 max_age_secs: config.session.ttl_secs,
             },
+            steps_require_captcha: config.compat.steps_require_captcha,
         };
         let router = http::router(
             state,
@@ -114,6 +115,7 @@ impl App {
                 },
                 max_body_bytes: config.server.max_body_bytes,
                 dev_hooks: config.dev.expose_secrets,
+                route_sets: config.compat.routes.0.clone(),
             },
         );
         let listener = TcpListener::bind(config.server.listen)

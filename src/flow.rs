@@ -34,6 +34,15 @@ pub struct FlowSettings {
     pub password_policy: PasswordPolicy,
 }
 
+/// A step of the four-step registration that must come first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Step 2: the SMS code, from this client.
+    Verified,
+    /// Step 3: the password.
+    Password,
+}
+
 /// Why a request was malformed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ParamError {
@@ -44,6 +53,7 @@ pub enum ParamError {
     PasswordPolicy { min: usize, max: usize },
     PasswordMismatch,
     Body,
+    Nickname,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +88,8 @@ pub enum FlowError {
     Sms(#[from] SmsError),
     #[error("password hashing busy")]
     Busy,
+    #[error("registration step missing: {0:?}")]
+    StepMissing(Step),
     #[error("internal: {0}")]
     Internal(String),
 }
@@ -106,7 +118,9 @@ impl FlowError {
             FlowError::Param(_) => Errno::ParamErr,
             FlowError::Limited(_) | FlowError::Busy => Errno::ReqErr,
             FlowError::Store(_) | FlowError::Database(_) => Errno::DbErr,
-            FlowError::CaptchaMissing | FlowError::CodeMissing => Errno::NoData,
+            FlowError::CaptchaMissing | FlowError::CodeMissing | FlowError::StepMissing(_) => {
+                Errno::NoData
+            }
             FlowError::CaptchaWrong | FlowError::CodeWrong { .. } | FlowError::BadCredentials => {
                 Errno::DataErr
             }
@@ -148,6 +162,10 @@ impl FlowError {
                     pick("两次密码不一致", "The passwords do not match")
                 }
                 ParamError::Body => pick("请求数据格式错误", "Malformed request body"),
+                ParamError::Nickname => pick(
+                    "昵称须为1到32个字符，且不含控制字符",
+                    "The nickname must be 1 to 32 characters, without control characters",
+                ),
             },
             FlowError::Limited(r) => match r.scope {
                 Scope::Cooldown => pick(
@@ -191,6 +209,14 @@ impl FlowError {
             FlowError::NotLoggedIn => pick("用户未登录", "Not logged in"),
             FlowError::Sms(_) => pick("短信发送失败", "The SMS could not be sent"),
             FlowError::Busy => pick("服务器繁忙，请稍后再试", "The server is busy, please retry"),
+            FlowError::StepMissing(Step::Verified) => pick(
+                "请先完成短信验证（第二步），验证在120秒内有效",
+                "Verify the SMS code first (step 2); it holds for 120 seconds",
+            ),
+            FlowError::StepMissing(Step::Password) => pick(
+                "请先设置密码（第三步），密码在120秒内有效",
+                "Set the password first (step 3); it holds for 120 seconds",
+            ),
             FlowError::Internal(_) => pick("内部错误", "Internal error"),
         }
     }
@@ -502,7 +528,7 @@ impl Flow {
         password: &Password,
         client: &ClientKey,
     ) -> Result<User, FlowError> {
-        self.limits.login_allowed(mobile, client).await?;
+        self.limits.login_attempt(mobile, client).await?;
         let user = self.users.by_mobile(mobile).await?;
         let ok = self
             .hasher
@@ -513,12 +539,11 @@ impl Flow {
                 if user.disabled {
                     return Err(FlowError::UserDisabled);
                 }
-                self.limits.login_succeeded(mobile).await?;
+                self.limits.login_succeeded(mobile, client).await?;
                 tracing::info!(user_id = user.id, "login succeeded");
                 Ok(user)
             }
             _ => {
-                self.limits.login_failed(mobile, client).await?;
                 tracing::info!(mobile = %mobile, "login failed");
                 Err(FlowError::BadCredentials)
             }
@@ -565,11 +590,96 @@ impl Flow {
         Ok(())
     }
 
+    // ---- the four-step registration (route set `steps`) ----------------------
+    //
+    // Step 1 is `request_code`. Each later step needs the one before, from the
+    // same client, within `STEP_TTL`; the password is kept only as its hash.
+
+    /// Step 2: the code checks out; remember which client verified the number.
+    pub async fn steps_verify(
+        &self,
+        mobile: &Mobile,
+        code: &SmsCode,
+        client: &ClientKey,
+    ) -> Result<(), FlowError> {
+        self.verify_code(mobile, code).await?;
+        self.store
+            .set(
+                &keys::steps_verified(mobile),
+                client.as_str().as_bytes(),
+                STEP_TTL,
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Step 3: hash and keep the password.
+    pub async fn steps_set_password(
+        &self,
+        mobile: &Mobile,
+        password: &Password,
+        client: &ClientKey,
+    ) -> Result<(), FlowError> {
+        self.steps_require_verified(mobile, client).await?;
+        let hash = self.hasher.hash(password).await?;
+        self.store
+            .set(&keys::steps_password(mobile), hash.as_bytes(), STEP_TTL)
+            .await?;
+        Ok(())
+    }
+
+    /// Step 4: create the user with the kept password (taken once).
+    pub async fn steps_finish(
+        &self,
+        mobile: &Mobile,
+        nickname: Option<String>,
+        client: &ClientKey,
+    ) -> Result<User, FlowError> {
+        self.steps_require_verified(mobile, client).await?;
+        let hash = self
+            .store
+            .take(&keys::steps_password(mobile))
+            .await?
+            .ok_or(FlowError::StepMissing(Step::Password))?;
+        let hash = String::from_utf8(hash).map_err(|e| FlowError::Internal(e.to_string()))?;
+        let user = self.create_user(mobile, hash, nickname).await?;
+        if let Err(e) = self.store.delete(&keys::steps_verified(mobile)).await {
+            tracing::warn!(error = %e, "could not clear a finished registration");
+        }
+        Ok(user)
+    }
+
+    async fn steps_require_verified(
+        &self,
+        mobile: &Mobile,
+        client: &ClientKey,
+    ) -> Result<(), FlowError> {
+        let by = self.store.get(&keys::steps_verified(mobile)).await?;
+        match by {
+            Some(c) if c == client.as_str().as_bytes() => Ok(()),
+            _ => Err(FlowError::StepMissing(Step::Verified)),
+        }
+    }
+
     pub async fn ready(&self) -> Result<(), FlowError> {
         self.store.ping().await?;
         self.users.ping().await?;
         Ok(())
     }
+}
+
+/// How long each step of the four-step registration waits for the next.
+const STEP_TTL: Duration = Duration::from_secs(120);
+
+/// An optional display name: 1–32 characters, no control characters.
+pub fn parse_nickname(raw: Option<&str>) -> Result<Option<String>, FlowError> {
+    let Some(raw) = raw.map(str::trim).filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    if raw.chars().count() > 32 || raw.chars().any(char::is_control) {
+        return Err(FlowError::Param(ParamError::Nickname));
+    }
+    Ok(Some(raw.to_owned()))
 }
 
 fn session_key(id: &str) -> String {

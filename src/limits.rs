@@ -192,19 +192,27 @@ impl Limits {
         }
     }
 
-    /// Refuses a login attempt while the client or the mobile has used up its
-    /// failed attempts.
-    pub async fn login_allowed(
+    /// Counts a login attempt against the client and the mobile before the
+    /// password is checked, so that parallel guesses cannot all slip past a
+    /// limit that is only read. Refused once either has had its
+    /// `login_failures` attempts in the window.
+    pub async fn login_attempt(
         &self,
         mobile: &Mobile,
         client: &ClientKey,
     ) -> Result<(), LimitError> {
-        for key in [
-            keys::login_failures_ip(client.as_str()),
-            keys::login_failures_mobile(mobile),
-        ] {
-            let c = self.store.peek_counter(&key).await?;
-            if c.count >= self.cfg.login_failures {
+        let window = Duration::from_secs(self.cfg.login_window_secs);
+        let by_client = self
+            .store
+            .incr_window(&keys::login_failures_ip(client.as_str()), window)
+            .await?;
+        let by_mobile = self
+            .store
+            .incr_window(&keys::login_failures_mobile(mobile), window)
+            .await?;
+        let limit = self.cfg.login_failures;
+        for c in [by_client, by_mobile] {
+            if c.count > limit {
                 return Err(LimitError::Refused(Refusal {
                     scope: Scope::Login,
                     retry_after: c.resets_in,
@@ -214,24 +222,17 @@ impl Limits {
         Ok(())
     }
 
-    pub async fn login_failed(
+    /// A successful login was no failure: its place is given back to the
+    /// client, and the mobile's count is cleared. (Not the client's: one right
+    /// password must not reset a client that is guessing many numbers.)
+    pub async fn login_succeeded(
         &self,
         mobile: &Mobile,
         client: &ClientKey,
     ) -> Result<(), StoreError> {
-        let window = Duration::from_secs(self.cfg.login_window_secs);
         self.store
-            .incr_window(&keys::login_failures_ip(client.as_str()), window)
+            .decr(&keys::login_failures_ip(client.as_str()))
             .await?;
-        self.store
-            .incr_window(&keys::login_failures_mobile(mobile), window)
-            .await?;
-        Ok(())
-    }
-
-    /// A successful login clears the mobile's failures (not the client's: one
-    /// right password must not reset a client that is guessing many numbers).
-    pub async fn login_succeeded(&self, mobile: &Mobile) -> Result<(), StoreError> {
         self.store
             .delete(&keys::login_failures_mobile(mobile))
             .await
@@ -341,15 +342,20 @@ mod tests {
         let m = mobile("13800000003");
         let c = ip("10.0.0.3");
         for _ in 0..5 {
-            l.login_allowed(&m, &c).await.expect("still allowed");
-            l.login_failed(&m, &c).await.expect("counted");
+            l.login_attempt(&m, &c).await.expect("still allowed");
         }
         assert!(matches!(
-            l.login_allowed(&m, &c).await,
+            l.login_attempt(&m, &c).await,
             Err(LimitError::Refused(_))
         ));
         clock.advance(Duration::from_secs(600));
-        assert!(l.login_allowed(&m, &c).await.is_ok());
+        assert!(l.login_attempt(&m, &c).await.is_ok());
+        // Successful logins give their place back: a shared address is not
+        // locked out by people who know their passwords.
+        for _ in 0..20 {
+            l.login_attempt(&m, &c).await.expect("allowed");
+            l.login_succeeded(&m, &c).await.expect("cleared");
+        }
     }
 
     #[test]

@@ -25,17 +25,22 @@ pub struct CsrfPolicy {
 
 pub async fn layer(State(policy): State<CsrfPolicy>, req: Request, next: Next) -> Response {
     let has_cookie = cookie(req.headers(), CSRF_COOKIE).is_some_and(is_token_shaped);
-    if is_state_changing(req.method())
-        && let Err(why) = check(req.headers(), policy)
-    {
-        tracing::info!(reason = why, "CSRF check refused a request");
-        let msg = match lang_of(req.headers()) {
-            Lang::Zh => "跨站请求被拒绝",
-            Lang::En => "Cross-site request refused",
-        };
-        return envelope::plain(StatusCode::FORBIDDEN, Errno::ReqErr, msg);
-    }
-    let mut resp = next.run(req).await;
+    let refused = if is_state_changing(req.method()) {
+        check(req.headers(), policy).err()
+    } else {
+        None
+    };
+    let mut resp = match refused {
+        Some(why) => {
+            tracing::info!(reason = why, "CSRF check refused a request");
+            let msg = match lang_of(req.headers()) {
+                Lang::Zh => "跨站请求被拒绝",
+                Lang::En => "Cross-site request refused",
+            };
+            envelope::plain(StatusCode::FORBIDDEN, Errno::ReqErr, msg)
+        }
+        None => next.run(req).await,
+    };
     if !has_cookie {
         let value = format!(
             "{CSRF_COOKIE}={}; Path=/; SameSite=Lax",

@@ -79,6 +79,30 @@ pub fn json_response<T: Serialize>(status: StatusCode, body: &T) -> Response {
     }
 }
 
+/// The four-step flow's envelope: `{"code": 1, "message": …}` plus `extra`
+/// fields on success.
+pub fn steps_ok(lang: Lang, msg: Msg, extra: Option<(&str, Value)>) -> Response {
+    let mut body = json!({ "code": 1, "message": msg.get(lang) });
+    if let Some((k, v)) = extra {
+        body[k] = v;
+    }
+    json_response(StatusCode::OK, &body)
+}
+
+/// `{"code": 0, "message": …}`, with `Retry-After` on limits.
+pub fn steps_error(lang: Lang, e: &FlowError) -> Response {
+    log_error(e);
+    let body = json!({ "code": 0, "message": e.message(lang) });
+    let mut resp = json_response(StatusCode::OK, &body);
+    if let Some(after) = e.retry_after() {
+        resp.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(retry_after_secs(after)),
+        );
+    }
+    resp
+}
+
 pub fn log_error(e: &FlowError) {
     match e {
         FlowError::Store(_) | FlowError::Database(_) | FlowError::Internal(_) => {

@@ -115,18 +115,20 @@ impl TrustedProxies {
         if !self.trusts(peer) {
             return peer;
         }
-        let hops: Vec<IpAddr> = headers
+        let hops: Vec<&str> = headers
             .get_all("x-forwarded-for")
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
-            .filter_map(|h| h.trim().parse::<IpAddr>().ok())
-            .map(canonical)
+            .map(str::trim)
             .collect();
         let mut client = peer;
         for hop in hops.into_iter().rev() {
-            client = hop;
-            if !self.trusts(hop) {
+            // A hop we cannot read ends the walk: skipping it would let the
+            // entries to its left, which the client wrote, decide.
+            let Ok(ip) = hop.parse::<IpAddr>() else { break };
+            client = canonical(ip);
+            if !self.trusts(client) {
                 break;
             }
         }
@@ -226,6 +228,9 @@ mod tests {
             "203.0.113.9".parse::<IpAddr>().expect("ip")
         );
         assert_eq!(tp.client_ip(proxy, &headers(&[])), proxy);
+        // An unreadable hop stops the walk at the last trusted address.
+        let odd = headers(&[("x-forwarded-for", "198.51.100.7, 203.0.113.9:51234")]);
+        assert_eq!(tp.client_ip(proxy, &odd), proxy);
     }
 
     #[test]

@@ -1,13 +1,17 @@
 //! HTTP: the router, middleware, the envelope, and one module per route set.
 //! Handlers are thin: parse, call the flow, map the result.
 
+mod actions;
 mod csrf;
 mod dev;
 mod envelope;
 mod extract;
 mod ihome;
+mod passport;
 mod session;
+mod steps;
 mod trace;
+mod validate;
 
 use std::any::Any;
 use std::sync::Arc;
@@ -36,6 +40,8 @@ pub struct AppState {
     pub flow: Arc<Flow>,
     pub trusted: TrustedProxies,
     pub cookies: CookiePolicy,
+    /// `compat.steps_require_captcha`.
+    pub steps_require_captcha: bool,
 }
 
 impl FromRef<AppState> for TrustedProxies {
@@ -82,6 +88,8 @@ pub struct RouterOptions {
     pub csrf: CsrfPolicy,
     pub max_body_bytes: usize,
     pub dev_hooks: bool,
+    /// Route sets from `compat.routes`; `ihome` is always served.
+    pub route_sets: Vec<String>,
 }
 
 pub fn router(state: AppState, opts: RouterOptions) -> Router {
@@ -89,6 +97,14 @@ pub fn router(state: AppState, opts: RouterOptions) -> Router {
         .merge(ihome::routes())
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz));
+    for set in &opts.route_sets {
+        match set.as_str() {
+            "passport" => app = app.merge(passport::routes()),
+            "validate" => app = app.merge(validate::routes()),
+            "steps" => app = app.merge(steps::routes()),
+            _ => {}
+        }
+    }
     if opts.dev_hooks {
         app = app.merge(dev::routes());
     }

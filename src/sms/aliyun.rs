@@ -54,6 +54,9 @@ pub fn canonical_query(params: &BTreeMap<String, String>) -> String {
 /// `x-acs-content-sha256` header included).
 pub struct Acs3Request<'a> {
     pub method: &'a str,
+    /// The path actually requested: `/` for dysmsapi (a gateway or mock in
+    /// `base_url` may add a prefix, which is then signed too).
+    pub path: &'a str,
     pub query: &'a BTreeMap<String, String>,
     pub headers: &'a BTreeMap<String, String>,
     pub payload: &'a [u8],
@@ -75,7 +78,7 @@ pub fn acs3_sign(req: &Acs3Request<'_>, access_key_id: &str, secret: &str) -> Ac
     let signed_headers = req.headers.keys().cloned().collect::<Vec<_>>().join(";");
     let canonical_request = [
         req.method,
-        "/",
+        req.path,
         &canonical_query(req.query),
         &canonical_headers,
         &signed_headers,
@@ -215,9 +218,12 @@ impl SmsSender for Aliyun {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
+        let mut url = http::join(&self.base, "/");
+        url.set_query(Some(&canonical_query(&query)));
         let signed = acs3_sign(
             &Acs3Request {
                 method: "POST",
+                path: url.path(),
                 query: &query,
                 headers: &headers,
                 payload: b"",
@@ -225,8 +231,6 @@ impl SmsSender for Aliyun {
             &self.cfg.access_key_id,
             self.cfg.access_key_secret.expose(),
         );
-        let mut url = http::join(&self.base, "/");
-        url.set_query(Some(&canonical_query(&query)));
         let mut req = self
             .client
             .post(url)
@@ -346,6 +350,7 @@ mod tests {
         let s = acs3_sign(
             &Acs3Request {
                 method: "POST",
+                path: "/",
                 query: &query,
                 headers: &headers,
                 payload: b"",
@@ -390,6 +395,7 @@ mod tests {
         let s = acs3_sign(
             &Acs3Request {
                 method: "POST",
+                path: "/",
                 query: &query,
                 headers: &headers,
                 payload: b"",

@@ -123,8 +123,11 @@ impl SmsChain {
                         latency_ms = started.elapsed().as_millis() as u64, "SMS accepted by the provider");
                     return Ok(receipt);
                 }
-                Err(e) => {
-                    tracing::warn!(provider = e.provider, outcome = e.kind.as_str(), detail = %msg.scrub(&e.detail),
+                Err(mut e) => {
+                    // Vendors echo numbers and texts in their errors; the
+                    // detail travels on into logs, so scrub it once here.
+                    e.detail = msg.scrub(&e.detail);
+                    tracing::warn!(provider = e.provider, outcome = e.kind.as_str(), detail = %e.detail,
                         mobile = %msg.mobile, latency_ms = started.elapsed().as_millis() as u64,
                         "SMS provider failed");
                     let transient = e.kind == SmsErrorKind::Transient;

@@ -25,6 +25,9 @@ const CONTENT_TYPE: &str = "application/json; charset=utf-8";
 pub struct Tc3Request<'a> {
     pub service: &'a str,
     pub method: &'a str,
+    /// The path actually requested: `/` for the API (a gateway or mock in
+    /// `base_url` may add a prefix, which is then signed too).
+    pub path: &'a str,
     pub query: &'a str,
     pub headers: &'a [(&'a str, &'a str)],
     pub payload: &'a [u8],
@@ -67,7 +70,7 @@ pub fn tc3_sign(req: &Tc3Request<'_>, secret_id: &str, secret_key: &str) -> Tc3S
         .join(";");
     let canonical_request = [
         req.method,
-        "/",
+        req.path,
         req.query,
         &canonical_headers,
         &signed_headers,
@@ -187,10 +190,12 @@ impl SmsSender for Tencent {
         .to_string();
         let ts = i64::try_from(self.clock.now_ms() / 1000).unwrap_or_default();
         let host = http::host_header(&self.base);
+        let url = http::join(&self.base, "/");
         let signed = tc3_sign(
             &Tc3Request {
                 service: SERVICE,
                 method: "POST",
+                path: url.path(),
                 query: "",
                 headers: &[("content-type", CONTENT_TYPE), ("host", &host)],
                 payload: body.as_bytes(),
@@ -201,7 +206,7 @@ impl SmsSender for Tencent {
         );
         let req = self
             .client
-            .post(http::join(&self.base, "/"))
+            .post(url)
             .header("Authorization", signed.authorization)
             .header("Content-Type", CONTENT_TYPE)
             .header("X-TC-Action", "SendSms")
@@ -229,6 +234,7 @@ mod tests {
             &Tc3Request {
                 service: "cvm",
                 method: "POST",
+                path: "/",
                 query: "",
                 headers,
                 payload: CVM_BODY.as_bytes(),
@@ -317,6 +323,7 @@ mod tests {
             &Tc3Request {
                 service: "cvm",
                 method: "GET",
+                path: "/",
                 query: "Limit=10&Offset=0",
                 headers: &[
                     ("content-type", "application/x-www-form-urlencoded"),
@@ -346,6 +353,7 @@ mod tests {
             &Tc3Request {
                 service: "sms",
                 method: "POST",
+                path: "/",
                 query: "",
                 headers: &[
                     ("content-type", JSON_CT),

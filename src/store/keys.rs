@@ -48,6 +48,16 @@ pub fn session(id_hash: &str) -> String {
     format!("session:{id_hash}")
 }
 
+/// The four-step flow: which client verified the number (step 2).
+pub fn steps_verified(m: &Mobile) -> String {
+    format!("steps:{{{}}}:verified", m.e164())
+}
+
+/// The four-step flow: the password hash set in step 3.
+pub fn steps_password(m: &Mobile) -> String {
+    format!("steps:{{{}}}:password", m.e164())
+}
+
 pub fn dev_captcha(id: &CaptchaId) -> String {
     format!("dev:captcha:{{{}}}", id.as_str())
 }

@@ -80,7 +80,7 @@ impl RedisTarget {
             redis::Client::open(url).map_err(|e| e.to_string())?;
             return Ok(Self::Single(url.to_owned()));
         }
-        Err(format!("not a Redis URL: {url}"))
+        Err("not a Redis URL".into())
     }
 }
 
@@ -309,8 +309,19 @@ impl RedisStore {
     where
         F: std::future::Future<Output = Result<T, RedisError>>,
     {
-        let conn = self.conn().await?;
-        let result = tokio::time::timeout(self.timeouts.operation, op(conn)).await;
+        // The bound covers getting a connection too: callers queued behind a
+        // reconnect must not wait for each other's attempts.
+        let bounded = tokio::time::timeout(self.timeouts.operation, async {
+            let conn = self.conn().await.map_err(Reason::Store)?;
+            op(conn).await.map_err(Reason::Redis)
+        })
+        .await;
+        let result = match bounded {
+            Ok(Err(Reason::Store(e))) => return Err(e),
+            Ok(Err(Reason::Redis(e))) => Ok(Err(e)),
+            Ok(Ok(v)) => Ok(Ok(v)),
+            Err(elapsed) => Err(elapsed),
+        };
         let failover_shaped = match &result {
             Err(_elapsed) => true,
             Ok(Err(e)) => {
@@ -333,6 +344,11 @@ impl RedisStore {
             )),
         }
     }
+}
+
+enum Reason {
+    Store(StoreError),
+    Redis(RedisError),
 }
 
 fn unavailable(e: impl std::fmt::Display) -> StoreError {

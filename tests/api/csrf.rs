@@ -52,8 +52,7 @@ async fn cross_site_posts_are_refused_with_403() {
         ("origin", format!("http://{host}.evil.example")),
     ];
     for (name, value) in cases {
-        let resp = app
-            .client
+        let resp = reqwest::Client::new()
             .post(app.url("/api/v1.0/sessions"))
             .header(name, value.as_str())
             .json(&body)
@@ -61,6 +60,10 @@ async fn cross_site_posts_are_refused_with_403() {
             .await
             .expect("request");
         assert_eq!(resp.status(), 403, "{name}: {value}");
+        assert!(
+            csrf_cookie(&resp).is_some(),
+            "a refusal still hands out a token"
+        );
         assert_eq!(json_of(resp).await["errno"], "4201");
     }
 }

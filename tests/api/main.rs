@@ -5,6 +5,7 @@ mod backends;
 mod bad_input;
 mod captcha;
 mod cli;
+mod compat;
 mod csrf;
 mod faults;
 mod health;

@@ -218,3 +218,26 @@ async fn store_outage_during_login_is_dberr() {
     app.store.set_down(false);
     assert_eq!(app.session().await["errno"], "0");
 }
+
+#[tokio::test]
+async fn parallel_guesses_cannot_slip_past_the_failed_login_limit() {
+    let app = std::sync::Arc::new(spawn_app().await);
+    let m = fresh_mobile();
+    app.sign_up(&m, "password123").await;
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let (app, m) = (app.clone(), m.clone());
+            tokio::spawn(async move { app.login(&m, &format!("wrong-password-{i}")).await })
+        })
+        .collect();
+    let mut checked = 0;
+    for t in tasks {
+        let v = t.await.expect("task");
+        match v["errno"].as_str() {
+            Some("4004") => checked += 1,
+            Some("4201") => {}
+            other => panic!("unexpected {other:?}: {v}"),
+        }
+    }
+    assert_eq!(checked, 5, "only five passwords may be tried");
+}

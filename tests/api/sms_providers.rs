@@ -238,6 +238,7 @@ async fn aliyun_signs_the_request_over_the_host_it_addresses() {
     let want = aliyun::acs3_sign(
         &Acs3Request {
             method: "POST",
+            path: "/",
             query: &query,
             headers: &signed,
             payload: &req.body,
@@ -320,6 +321,7 @@ async fn tencent_sends_the_exact_signed_body_and_headers() {
         &Tc3Request {
             service: "sms",
             method: "POST",
+            path: "/",
             query: "",
             headers: &[
                 ("content-type", "application/json; charset=utf-8"),

@@ -1,0 +1,231 @@
+//! Route set `steps`: the four-step mobile-app registration, login with a
+//! token, and the `{"code": 1|0, "message"}` envelope (SPEC §4). Each step is
+//! one call into the flow; the order is enforced there.
+
+use axum::Router;
+use axum::extract::{FromRequest, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::envelope::{self, Msg};
+use super::extract::{Client, JsonBody, lang_of};
+use super::ihome::profile;
+use super::{AppState, actions};
+use crate::domain::Lang;
+use crate::flow::{self, FlowError, ParamError};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/register-step-1", post(step1))
+        .route("/register-step-2", post(step2))
+        .route("/register-step-3", post(step3))
+        .route("/register-step-4", post(step4))
+        .route("/login", post(login))
+        .route("/user", get(user))
+        .route("/logout", get(logout))
+}
+
+/// A JSON body whose rejection is this route set's envelope.
+struct Body<T>(T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for Body<T> {
+    type Rejection = Response;
+
+    async fn from_request(req: axum::extract::Request, state: &AppState) -> Result<Self, Response> {
+        let lang = lang_of(req.headers());
+        match JsonBody::<T>::from_request(req, state).await {
+            Ok(JsonBody(b)) => Ok(Body(b)),
+            Err(resp) if resp.status().as_u16() == 413 => Err(resp),
+            Err(_) => Err(envelope::steps_error(
+                lang,
+                &FlowError::Param(ParamError::Body),
+            )),
+        }
+    }
+}
+
+fn reply(lang: Lang, result: Result<(Msg, Option<(&str, Value)>), FlowError>) -> Response {
+    match result {
+        Ok((msg, extra)) => envelope::steps_ok(lang, msg, extra),
+        Err(e) => envelope::steps_error(lang, &e),
+    }
+}
+
+const VERIFIED: Msg = Msg {
+    zh: "验证成功",
+    en: "Code verified",
+};
+const PASSWORD_SET: Msg = Msg {
+    zh: "密码已设置",
+    en: "Password set",
+};
+const LOGGED_OUT: Msg = Msg {
+    zh: "已退出",
+    en: "Logged out",
+};
+
+#[derive(Deserialize)]
+struct Step1 {
+    phone_number: Option<String>,
+    image_code: Option<String>,
+    image_code_id: Option<String>,
+}
+
+/// Step 1: send the SMS code (a captcha too when `compat.steps_require_captcha`).
+async fn step1(
+    State(s): State<AppState>,
+    lang: Lang,
+    Client(client): Client,
+    Body(b): Body<Step1>,
+) -> Response {
+    let result = async {
+        let mobile = s.flow.parse_mobile(b.phone_number.as_deref())?;
+        let captcha = if s.steps_require_captcha {
+            let answer = flow::parse_captcha_answer(b.image_code.as_deref())?;
+            let id = flow::parse_captcha_id(b.image_code_id.as_deref(), "image_code_id")?;
+            Some((id, answer))
+        } else {
+            None
+        };
+        let captcha = captcha.as_ref().map(|(id, a)| (id, a));
+        s.flow.request_code(&mobile, captcha, &client, lang).await?;
+        Ok((actions::SENT, None))
+    }
+    .await;
+    reply(lang, result)
+}
+
+#[derive(Deserialize)]
+struct Step2 {
+    phone_number: Option<String>,
+    validate_number: Option<String>,
+}
+
+/// Step 2: check the code; the verification holds 120 s for this client.
+async fn step2(
+    State(s): State<AppState>,
+    lang: Lang,
+    Client(client): Client,
+    Body(b): Body<Step2>,
+) -> Response {
+    let result = async {
+        let mobile = s.flow.parse_mobile(b.phone_number.as_deref())?;
+        let code = flow::parse_sms_code(b.validate_number.as_deref())?;
+        s.flow.steps_verify(&mobile, &code, &client).await?;
+        Ok((VERIFIED, None))
+    }
+    .await;
+    reply(lang, result)
+}
+
+#[derive(Deserialize)]
+struct Step3 {
+    phone_number: Option<String>,
+    password: Option<String>,
+    password_confirm: Option<String>,
+}
+
+/// Step 3: the password (kept only as its hash, 120 s).
+async fn step3(
+    State(s): State<AppState>,
+    lang: Lang,
+    Client(client): Client,
+    Body(b): Body<Step3>,
+) -> Response {
+    let result = async {
+        let mobile = s.flow.parse_mobile(b.phone_number.as_deref())?;
+        let confirm = flow::present(b.password_confirm.as_deref(), "password_confirm")?;
+        let password = s
+            .flow
+            .parse_new_password(b.password.as_deref(), Some(confirm))?;
+        s.flow
+            .steps_set_password(&mobile, &password, &client)
+            .await?;
+        Ok((PASSWORD_SET, None))
+    }
+    .await;
+    reply(lang, result)
+}
+
+#[derive(Deserialize)]
+struct Step4 {
+    phone_number: Option<String>,
+    nickname: Option<String>,
+}
+
+/// Step 4: create the user.
+async fn step4(
+    State(s): State<AppState>,
+    lang: Lang,
+    Client(client): Client,
+    Body(b): Body<Step4>,
+) -> Response {
+    let result = async {
+        let mobile = s.flow.parse_mobile(b.phone_number.as_deref())?;
+        let nickname = flow::parse_nickname(b.nickname.as_deref())?;
+        let user = s.flow.steps_finish(&mobile, nickname, &client).await?;
+        Ok((actions::REGISTERED, Some(("data", profile(&user)))))
+    }
+    .await;
+    reply(lang, result)
+}
+
+#[derive(Deserialize)]
+struct LoginBody {
+    phone_number: Option<String>,
+    password: Option<String>,
+}
+
+/// Login; the answer carries the token that `/user` and `/logout` take in
+/// the `token` header.
+async fn login(
+    State(s): State<AppState>,
+    lang: Lang,
+    Client(client): Client,
+    Body(b): Body<LoginBody>,
+) -> Response {
+    let result = async {
+        let mobile = s.flow.parse_mobile(b.phone_number.as_deref())?;
+        let password = s.flow.parse_login_password(b.password.as_deref())?;
+        let user = s.flow.login(&mobile, &password, &client).await?;
+        let token = s.flow.start_session(&user).await?;
+        Ok((actions::LOGGED_IN, Some(("token", Value::String(token)))))
+    }
+    .await;
+    reply(lang, result)
+}
+
+fn token(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get("token")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+}
+
+/// The user of the `token` header.
+async fn user(State(s): State<AppState>, lang: Lang, headers: HeaderMap) -> Response {
+    let result = async {
+        let id = token(&headers).ok_or(FlowError::NotLoggedIn)?;
+        let session = s.flow.session(id).await?.ok_or(FlowError::NotLoggedIn)?;
+        let user = s.flow.user(session.user_id).await?;
+        Ok((Msg::OK, Some(("data", profile(&user)))))
+    }
+    .await;
+    reply(lang, result)
+}
+
+/// Ends the session of the `token` header.
+async fn logout(State(s): State<AppState>, lang: Lang, headers: HeaderMap) -> Response {
+    let result = async {
+        if let Some(id) = token(&headers) {
+            s.flow.end_session(id).await?;
+        }
+        Ok((LOGGED_OUT, None))
+    }
+    .await;
+    reply(lang, result)
+}
