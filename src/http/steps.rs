@@ -48,7 +48,10 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Body<T> {
     }
 }
 
-fn reply(lang: Lang, result: Result<(Msg, Option<(&str, Value)>), FlowError>) -> Response {
+/// A step's success: its message and, for some, one extra field.
+type Done = (Msg, Option<(&'static str, Value)>);
+
+fn reply(lang: Lang, result: Result<Done, FlowError>) -> Response {
     match result {
         Ok((msg, extra)) => envelope::steps_ok(lang, msg, extra),
         Err(e) => envelope::steps_error(lang, &e),
