@@ -257,6 +257,12 @@ pub fn build_sms_chain(config: &Config, clock: SharedClock) -> anyhow::Result<Sm
 }
 
 fn warn_about_development_settings(config: &Config) {
+    if config.web.static_dir.is_some() || config.web.pages_dir.is_some() {
+        tracing::warn!(
+            "web.static_dir / web.pages_dir are set, but this version does not serve files yet: \
+             serve the site's pages from your web server on the same origin"
+        );
+    }
     if config.sms.provider == "log" {
         tracing::warn!(
             "DEVELOPMENT ONLY: sms.provider = \"log\" writes codes to the log and sends nothing. \
