@@ -42,6 +42,9 @@ pub struct App {
     listener: TcpListener,
     router: axum::Router,
     addr: SocketAddr,
+    /// The metrics listener (`server.admin_listen`), unless `off`.
+    admin: Option<(TcpListener, axum::Router)>,
+    admin_addr: Option<SocketAddr>,
 }
 
 impl App {
@@ -122,11 +125,31 @@ impl App {
             .await
             .with_context(|| format!("binding server.listen = {}", config.server.listen))?;
         let addr = listener.local_addr()?;
+        let admin = match config.server.admin_listen.0 {
+            Some(at) => {
+                let l = TcpListener::bind(at)
+                    .await
+                    .with_context(|| format!("binding server.admin_listen = {at}"))?;
+                Some((l, http::admin_router(crate::meter::install())))
+            }
+            None => None,
+        };
+        let admin_addr = match &admin {
+            Some((l, _)) => Some(l.local_addr()?),
+            None => None,
+        };
         Ok(Self {
             listener,
             router,
             addr,
+            admin,
+            admin_addr,
         })
+    }
+
+    /// Where `/metrics` is served, when it is.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -147,6 +170,16 @@ impl App {
         stop: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         tracing::info!(addr = %self.addr, "phoneauth listening");
+        // The admin listener stops with the process; it holds no requests
+        // worth draining.
+        if let Some((listener, router)) = self.admin {
+            tracing::info!(admin_addr = %listener.local_addr()?, "metrics listening");
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, router).await {
+                    tracing::error!(error = %e, "the admin listener failed");
+                }
+            });
+        }
         axum::serve(
             self.listener,
             self.router

@@ -16,6 +16,7 @@ use crate::domain::{
     CaptchaAnswer, CaptchaId, Errno, Lang, Mobile, MobilePolicy, Password, PasswordPolicy, SmsCode,
 };
 use crate::limits::{ClientKey, LimitError, Limits, Refusal, Scope};
+use crate::meter;
 use crate::passwords::{HashError, PasswordHasher};
 use crate::secret::{self, ServerSecret};
 use crate::sms::{SmsChain, SmsError, SmsMessage};
@@ -336,6 +337,7 @@ impl Flow {
                 .set(&keys::dev_captcha(id), captcha.text.as_bytes(), ttl)
                 .await?;
         }
+        meter::captcha_issued();
         Ok(captcha.jpeg)
     }
 
@@ -457,13 +459,20 @@ impl Flow {
             .await?
         {
             CodeCheck::Match => {
+                meter::code_verification("ok");
                 if self.settings.expose_secrets {
                     let _ = self.store.delete(&keys::dev_sms(mobile)).await;
                 }
                 Ok(())
             }
-            CodeCheck::Missing => Err(FlowError::CodeMissing),
-            CodeCheck::Wrong { remaining } => Err(FlowError::CodeWrong { remaining }),
+            CodeCheck::Missing => {
+                meter::code_verification("expired");
+                Err(FlowError::CodeMissing)
+            }
+            CodeCheck::Wrong { remaining } => {
+                meter::code_verification(if remaining == 0 { "too_many" } else { "wrong" });
+                Err(FlowError::CodeWrong { remaining })
+            }
         }
     }
 
@@ -508,6 +517,7 @@ impl Flow {
         };
         match self.users.create(&new).await {
             Ok(user) => {
+                meter::registration();
                 tracing::info!(user_id = user.id, mobile = %mobile, "user registered");
                 Ok(user)
             }
@@ -528,7 +538,12 @@ impl Flow {
         password: &Password,
         client: &ClientKey,
     ) -> Result<User, FlowError> {
-        self.limits.login_attempt(mobile, client).await?;
+        if let Err(e) = self.limits.login_attempt(mobile, client).await {
+            if matches!(e, LimitError::Refused(_)) {
+                meter::login("locked");
+            }
+            return Err(e.into());
+        }
         let user = self.users.by_mobile(mobile).await?;
         let ok = self
             .hasher
@@ -537,13 +552,16 @@ impl Flow {
         match user {
             Some(user) if ok => {
                 if user.disabled {
+                    meter::login("disabled");
                     return Err(FlowError::UserDisabled);
                 }
                 self.limits.login_succeeded(mobile, client).await?;
+                meter::login("ok");
                 tracing::info!(user_id = user.id, "login succeeded");
                 Ok(user)
             }
             _ => {
+                meter::login("bad_credentials");
                 tracing::info!(mobile = %mobile, "login failed");
                 Err(FlowError::BadCredentials)
             }

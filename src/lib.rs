@@ -10,6 +10,7 @@ pub mod domain;
 pub mod flow;
 pub mod http;
 pub mod limits;
+pub mod meter;
 pub mod passwords;
 pub mod secret;
 pub mod sms;

@@ -103,7 +103,15 @@ pub fn steps_error(lang: Lang, e: &FlowError) -> Response {
     resp
 }
 
+/// Every error answer passes here: it is logged (details never sent) and
+/// counted.
 pub fn log_error(e: &FlowError) {
+    match e {
+        FlowError::Limited(r) => crate::meter::limit_refusal(r.scope.as_str()),
+        FlowError::Store(_) => crate::meter::backend_error("store"),
+        FlowError::Database(_) => crate::meter::backend_error("database"),
+        _ => {}
+    }
     match e {
         FlowError::Store(_) | FlowError::Database(_) | FlowError::Internal(_) => {
             tracing::error!(error = %e, errno = e.errno().code(), "request failed");

@@ -20,7 +20,7 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRef, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -116,6 +116,31 @@ pub fn router(state: AppState, opts: RouterOptions) -> Router {
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(middleware::from_fn(trace::layer))
         .with_state(state)
+}
+
+/// The admin listener: Prometheus metrics, apart from the public API.
+pub fn admin_router(handle: Option<metrics_exporter_prometheus::PrometheusHandle>) -> Router {
+    Router::new()
+        .route(
+            "/metrics",
+            get(move || {
+                let handle = handle.clone();
+                async move {
+                    match handle {
+                        Some(h) => (
+                            [(
+                                axum::http::header::CONTENT_TYPE,
+                                "text/plain; version=0.0.4",
+                            )],
+                            h.render(),
+                        )
+                            .into_response(),
+                        None => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+                    }
+                }
+            }),
+        )
+        .route("/healthz", get(healthz))
 }
 
 /// Process is up.

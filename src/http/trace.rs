@@ -27,11 +27,19 @@ pub async fn layer(mut req: Request, next: Next) -> Response {
     if let Ok(v) = HeaderValue::from_str(&id) {
         req.headers_mut().insert(HEADER, v);
     }
-    let span =
-        tracing::info_span!("request", id = %id, method = %req.method(), route = field::Empty);
+    let method = req.method().clone();
+    let span = tracing::info_span!("request", id = %id, method = %method, route = field::Empty);
     let started = Instant::now();
     let mut resp = next.run(req).instrument(span.clone()).await;
     let status = resp.status().as_u16();
+    // Unmatched requests share one label, so probing random paths cannot
+    // grow the metric's label set.
+    let route = resp
+        .extensions()
+        .get::<RouteTemplate>()
+        .map_or("unmatched", |r| r.0.as_str())
+        .to_owned();
+    crate::meter::http_request(&route, method.as_str(), status, started.elapsed());
     span.in_scope(|| {
         tracing::info!(
             status,
@@ -45,10 +53,22 @@ pub async fn layer(mut req: Request, next: Next) -> Response {
     resp
 }
 
+/// The matched route, handed from the inner layer back to the outer one.
+#[derive(Clone)]
+struct RouteTemplate(String);
+
 /// Runs after routing, so the route template is known.
 pub async fn record_route(req: Request, next: Next) -> Response {
-    if let Some(p) = req.extensions().get::<MatchedPath>() {
-        tracing::Span::current().record("route", p.as_str());
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned());
+    if let Some(r) = &route {
+        tracing::Span::current().record("route", r.as_str());
     }
-    next.run(req).await
+    let mut resp = next.run(req).await;
+    if let Some(r) = route {
+        resp.extensions_mut().insert(RouteTemplate(r));
+    }
+    resp
 }

@@ -119,6 +119,7 @@ impl SmsChain {
             let started = std::time::Instant::now();
             match p.send(msg).await {
                 Ok(receipt) => {
+                    crate::meter::sms_send(p.name(), "ok", started.elapsed());
                     tracing::info!(provider = p.name(), outcome = "ok", mobile = %msg.mobile,
                         latency_ms = started.elapsed().as_millis() as u64, "SMS accepted by the provider");
                     return Ok(receipt);
@@ -127,6 +128,7 @@ impl SmsChain {
                     // Vendors echo numbers and texts in their errors; the
                     // detail travels on into logs, so scrub it once here.
                     e.detail = msg.scrub(&e.detail);
+                    crate::meter::sms_send(e.provider, e.kind.as_str(), started.elapsed());
                     tracing::warn!(provider = e.provider, outcome = e.kind.as_str(), detail = %e.detail,
                         mobile = %msg.mobile, latency_ms = started.elapsed().as_millis() as u64,
                         "SMS provider failed");

@@ -20,6 +20,8 @@ use serde_json::{Value, json};
 
 pub struct TestApp {
     pub base: String,
+    /// The admin listener (metrics).
+    pub admin: Option<String>,
     pub client: reqwest::Client,
     pub clock: Arc<ManualClock>,
     pub store: Arc<FlakyStore>,
@@ -53,6 +55,8 @@ impl Drop for TempDir {
 pub fn test_config(dir: &TempDir) -> Config {
     let mut c = Config::default();
     c.server.listen = "127.0.0.1:0".parse().expect("addr");
+    c.server.admin_listen =
+        phoneauth::config::AdminListen(Some("127.0.0.1:0".parse().expect("addr")));
     c.database.url = format!("sqlite://{}", dir.0.join("test.db").display());
     c.dev.expose_secrets = true;
     c.password.argon2_memory_kib = 256;
@@ -104,9 +108,11 @@ pub async fn spawn_with_parts(
     .await
     .expect("app builds");
     let base = format!("http://{}", app.addr());
+    let admin = app.admin_addr().map(|a| format!("http://{a}"));
     tokio::spawn(app.run_until(std::future::pending()));
     TestApp {
         base,
+        admin,
         client: client(),
         clock,
         store,

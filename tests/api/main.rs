@@ -12,6 +12,7 @@ mod health;
 mod helpers;
 mod logs;
 mod multi_instance;
+mod operations;
 mod register;
 mod sessions;
 mod sms_codes;

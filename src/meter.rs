@@ -1,0 +1,89 @@
+//! Prometheus metrics: every name and label is defined here, recorded through
+//! the `metrics` facade, and rendered on the admin listener. Labels are route
+//! templates and small fixed sets, never raw paths or numbers.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use metrics::{counter, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+/// Installs the process-wide recorder once and returns its handle (`None` if
+/// another recorder was installed first, e.g. by an embedding program).
+pub fn install() -> Option<PrometheusHandle> {
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+                .ok()?;
+            let handle = builder.install_recorder().ok()?;
+            let upkeep = handle.clone();
+            // Histograms need periodic upkeep; the thread lives as long as
+            // the process, like the recorder.
+            std::thread::Builder::new()
+                .name("metrics-upkeep".into())
+                .spawn(move || {
+                    loop {
+                        std::thread::sleep(Duration::from_secs(5));
+                        upkeep.run_upkeep();
+                    }
+                })
+                .ok()?;
+            Some(handle)
+        })
+        .clone()
+}
+
+pub fn http_request(route: &str, method: &str, status: u16, elapsed: Duration) {
+    let labels = [
+        ("route", route.to_owned()),
+        ("method", method.to_owned()),
+        ("status", status.to_string()),
+    ];
+    counter!("phoneauth_http_requests_total", &labels).increment(1);
+    histogram!("phoneauth_http_request_duration_seconds", &labels[..2])
+        .record(elapsed.as_secs_f64());
+}
+
+pub fn captcha_issued() {
+    counter!("phoneauth_captchas_issued_total").increment(1);
+}
+
+/// `outcome`: `ok`, `transient`, `rate_limited`, `rejected_number`, `config`.
+pub fn sms_send(provider: &'static str, outcome: &'static str, elapsed: Duration) {
+    counter!("phoneauth_sms_sends_total", "provider" => provider, "outcome" => outcome)
+        .increment(1);
+    histogram!("phoneauth_sms_send_duration_seconds", "provider" => provider)
+        .record(elapsed.as_secs_f64());
+}
+
+/// `outcome`: `ok`, `wrong`, `expired` (absent or expired), `too_many` (the
+/// guess that used up the code).
+pub fn code_verification(outcome: &'static str) {
+    counter!("phoneauth_code_verifications_total", "outcome" => outcome).increment(1);
+}
+
+/// `scope`: see [`crate::limits::Scope::as_str`].
+pub fn limit_refusal(scope: &'static str) {
+    counter!("phoneauth_limit_refusals_total", "scope" => scope).increment(1);
+}
+
+/// `outcome`: `ok`, `bad_credentials`, `locked`, `disabled`.
+pub fn login(outcome: &'static str) {
+    counter!("phoneauth_logins_total", "outcome" => outcome).increment(1);
+}
+
+/// `backend`: `store` or `database`.
+pub fn backend_error(backend: &'static str) {
+    counter!("phoneauth_backend_errors_total", "backend" => backend).increment(1);
+}
+
+pub fn registration() {
+    counter!("phoneauth_registrations_total").increment(1);
+}
