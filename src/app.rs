@@ -45,6 +45,7 @@ pub struct App {
     /// The metrics listener (`server.admin_listen`), unless `off`.
     admin: Option<(TcpListener, axum::Router)>,
     admin_addr: Option<SocketAddr>,
+    shutdown_grace: Duration,
 }
 
 impl App {
@@ -144,6 +145,7 @@ impl App {
             addr,
             admin,
             admin_addr,
+            shutdown_grace: Duration::from_secs(config.server.shutdown_grace_secs),
         })
     }
 
@@ -180,13 +182,33 @@ impl App {
                 }
             });
         }
-        axum::serve(
+        // Once `stop` fires the listener closes (new connections are
+        // refused) and in-flight requests finish, for at most the grace time.
+        let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
+        let serve = axum::serve(
             self.listener,
             self.router
                 .into_make_service_with_connect_info::<SocketAddr>(),
         )
-        .with_graceful_shutdown(stop)
-        .await
+        .with_graceful_shutdown(async move {
+            stop.await;
+            let _ = stopped_tx.send(());
+        });
+        let grace = self.shutdown_grace;
+        let deadline = async move {
+            if stopped_rx.await.is_ok() {
+                tokio::time::sleep(grace).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            result = serve => result,
+            () = deadline => {
+                tracing::warn!(grace_secs = grace.as_secs(), "requests still in flight after the shutdown grace time; exiting");
+                Ok(())
+            }
+        }
     }
 }
 

@@ -47,6 +47,9 @@ pub struct ServerConfig {
     pub secret: Secret,
     /// Largest accepted request body, in bytes.
     pub max_body_bytes: usize,
+    /// After SIGTERM/SIGINT, how long in-flight requests may take before the
+    /// process exits anyway.
+    pub shutdown_grace_secs: u64,
 }
 
 impl Default for ServerConfig {
@@ -58,6 +61,7 @@ impl Default for ServerConfig {
             secure_cookies: false,
             secret: Secret::default(),
             max_body_bytes: 16 * 1024,
+            shutdown_grace_secs: 20,
         }
     }
 }
