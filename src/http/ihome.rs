@@ -3,16 +3,18 @@
 
 use std::collections::HashMap;
 
-use axum::Router;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use axum::routing::get;
 use serde::Deserialize;
 use serde_json::json;
 use time::format_description::well_known::Rfc3339;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use super::docs::{Envelope, ProfileReply, SessionReply};
 use super::envelope::{self, Msg};
 use super::extract::{Client, JsonBody};
 use super::{AppState, actions};
@@ -20,20 +22,31 @@ use crate::domain::{Errno, Lang};
 use crate::flow::{FlowError, ParamError};
 use crate::users::User;
 
-pub fn routes() -> Router<AppState> {
-    let api = Router::new()
-        .route("/image_codes/{image_code_id}", get(image_code))
-        .route("/sms_codes/{mobile}", get(sms_code))
-        .route("/users", axum::routing::post(register))
-        .route("/sessions", axum::routing::post(login))
-        .route("/session", get(current_session).delete(logout))
-        .route("/user", get(user_profile));
-    Router::new()
-        .nest("/api/v1.0", api.clone())
-        .nest("/api/v1_0", api)
+pub fn routes() -> OpenApiRouter<AppState> {
+    let api = || {
+        OpenApiRouter::new()
+            .routes(routes!(image_code))
+            .routes(routes!(sms_code))
+            .routes(routes!(register))
+            .routes(routes!(login))
+            .routes(routes!(current_session, logout))
+            .routes(routes!(user_profile))
+    };
+    OpenApiRouter::new()
+        .nest("/api/v1.0", api())
+        .nest("/api/v1_0", api())
 }
 
-/// A fresh JPEG captcha stored under the client's id (300 s).
+/// A fresh JPEG captcha stored under the client's id (300 s), replacing any
+/// earlier one.
+#[utoipa::path(get, path = "/image_codes/{image_code_id}", tag = "ihome",
+    params(("image_code_id" = String, Path, description = "1–64 characters of [A-Za-z0-9_-]")),
+    responses(
+        (status = 200, description = "A 160×60 JPEG captcha", content_type = "image/jpeg"),
+        (status = 400, description = "Malformed id (PARAMERR)", body = Envelope),
+        (status = 429, description = "Per-client captcha limit (REQERR, Retry-After)", body = Envelope),
+        (status = 503, description = "Store unavailable (DBERR)", body = Envelope),
+    ))]
 async fn image_code(
     State(s): State<AppState>,
     lang: Lang,
@@ -44,7 +57,14 @@ async fn image_code(
     actions::captcha(&s, lang, &client, id.as_deref(), None).await
 }
 
-/// Checks the captcha and sends an SMS code to `mobile`.
+/// Checks (and consumes) the captcha and sends an SMS code to `mobile`.
+#[utoipa::path(get, path = "/sms_codes/{mobile}", tag = "ihome",
+    params(
+        ("mobile" = String, Path, description = "A mobile number: 13812345678, +86 138…, 0086…"),
+        ("image_code" = String, Query, description = "The captcha answer (any case)"),
+        ("image_code_id" = String, Query, description = "The captcha id"),
+    ),
+    responses((status = 200, description = "OK, or PARAMERR, REQERR, NODATA, DATAERR, DATAEXIST, DBERR, THIRDERR", body = Envelope)))]
 async fn sms_code(
     State(s): State<AppState>,
     lang: Lang,
@@ -69,7 +89,7 @@ async fn sms_code(
     .await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct RegisterBody {
     mobile: Option<String>,
     sms_code: Option<String>,
@@ -78,6 +98,12 @@ struct RegisterBody {
 }
 
 /// Registers with an SMS code and starts a session.
+#[utoipa::path(post, path = "/users", tag = "ihome", request_body = RegisterBody,
+    responses(
+        (status = 200, description = "OK (sets the session cookie), or PARAMERR, NODATA, DATAERR, DATAEXIST, REQERR, DBERR", body = Envelope),
+        (status = 403, description = "Cross-site request refused", body = Envelope),
+        (status = 413, description = "Body over 16 KiB", body = Envelope),
+    ))]
 async fn register(
     State(s): State<AppState>,
     lang: Lang,
@@ -96,13 +122,19 @@ async fn register(
     .await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub(super) struct LoginBody {
     pub mobile: Option<String>,
     pub password: Option<String>,
 }
 
 /// Logs in with mobile and password; a new session id every time.
+#[utoipa::path(post, path = "/sessions", tag = "ihome", request_body = LoginBody,
+    responses(
+        (status = 200, description = "OK (sets the session cookie), or PARAMERR, DATAERR, REQERR, USERERR, DBERR", body = Envelope),
+        (status = 403, description = "Cross-site request refused", body = Envelope),
+        (status = 413, description = "Body over 16 KiB", body = Envelope),
+    ))]
 async fn login(
     State(s): State<AppState>,
     lang: Lang,
@@ -121,6 +153,8 @@ async fn login(
     .await
 }
 
+#[utoipa::path(get, path = "/session", tag = "ihome",
+    responses((status = 200, description = "Logged in (errno 0, errmsg \"true\") or not (errno 4101, errmsg \"false\")", body = SessionReply)))]
 /// Whether the caller is logged in: `errmsg` is `"true"` or `"false"`, as the
 /// original pages test it.
 async fn current_session(State(s): State<AppState>, lang: Lang, headers: HeaderMap) -> Response {
@@ -139,11 +173,18 @@ async fn current_session(State(s): State<AppState>, lang: Lang, headers: HeaderM
 }
 
 /// Ends the session; the `csrf_token` cookie stays valid.
+#[utoipa::path(delete, path = "/session", tag = "ihome",
+    responses(
+        (status = 200, description = "OK", body = Envelope),
+        (status = 403, description = "Cross-site request refused", body = Envelope),
+    ))]
 async fn logout(State(s): State<AppState>, lang: Lang, headers: HeaderMap) -> Response {
     actions::logout(&s, lang, &headers).await
 }
 
 /// The logged-in user's profile.
+#[utoipa::path(get, path = "/user", tag = "ihome",
+    responses((status = 200, description = "OK with the profile, or SESSIONERR, USERERR, DBERR", body = ProfileReply)))]
 async fn user_profile(State(s): State<AppState>, lang: Lang, headers: HeaderMap) -> Response {
     let result = async {
         let data = s

@@ -4,6 +4,7 @@
 mod actions;
 mod csrf;
 mod dev;
+mod docs;
 mod envelope;
 mod extract;
 mod ihome;
@@ -24,6 +25,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
 use tower_http::catch_panic::CatchPanicLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use csrf::CsrfPolicy;
 pub use extract::TrustedProxies;
@@ -93,18 +97,32 @@ pub struct RouterOptions {
 }
 
 pub fn router(state: AppState, opts: RouterOptions) -> Router {
-    let mut app = Router::new()
+    let mut api = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(ihome::routes())
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz));
+        .routes(routes!(healthz))
+        .routes(routes!(readyz));
     for set in &opts.route_sets {
         match set.as_str() {
-            "passport" => app = app.merge(passport::routes()),
-            "validate" => app = app.merge(validate::routes()),
-            "steps" => app = app.merge(steps::routes()),
+            "passport" => api = api.merge(passport::routes()),
+            "validate" => api = api.merge(validate::routes()),
+            "steps" => api = api.merge(steps::routes()),
             _ => {}
         }
     }
+    let (mut app, doc) = api.split_for_parts();
+    let doc = Arc::new(doc.to_pretty_json().unwrap_or_else(|_| "{}".into()));
+    app = app.route(
+        "/api-docs/openapi.json",
+        get(move || {
+            let doc = doc.clone();
+            async move {
+                (
+                    [(axum::http::header::CONTENT_TYPE, "application/json")],
+                    doc.as_str().to_owned(),
+                )
+            }
+        }),
+    );
     if opts.dev_hooks {
         app = app.merge(dev::routes());
     }
@@ -117,6 +135,24 @@ pub fn router(state: AppState, opts: RouterOptions) -> Router {
         .layer(middleware::from_fn(trace::layer))
         .with_state(state)
 }
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "phoneauth",
+        description = "Sign-up and sign-in with a mobile number: image captcha, SMS code, password, sessions. \
+                       Wire-compatible with the classic Flask tutorial backends; see SPEC §2 for the envelope.",
+        license(name = "MIT OR Apache-2.0")
+    ),
+    tags(
+        (name = "ihome", description = "The canonical API, always on (also under /api/v1_0)"),
+        (name = "passport", description = "The news site's /passport API (compat.routes)"),
+        (name = "validate", description = "uuid-keyed captcha and SMS code (compat.routes)"),
+        (name = "steps", description = "The four-step mobile-app registration (compat.routes)"),
+        (name = "operations", description = "Health"),
+    )
+)]
+struct ApiDoc;
 
 /// The admin listener: Prometheus metrics, apart from the public API.
 pub fn admin_router(handle: Option<metrics_exporter_prometheus::PrometheusHandle>) -> Router {
@@ -144,11 +180,18 @@ pub fn admin_router(handle: Option<metrics_exporter_prometheus::PrometheusHandle
 }
 
 /// Process is up.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "The process answers", body = docs::Health)))]
 async fn healthz() -> Response {
     envelope::json_response(StatusCode::OK, &json!({ "status": "ok" }))
 }
 
 /// Store and database answer; 503 when either does not.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses(
+        (status = 200, description = "Store and database answer", body = docs::Health),
+        (status = 503, description = "One of them does not (named in `failing`)", body = docs::Health),
+    ))]
 async fn readyz(State(s): State<AppState>) -> Response {
     match s.flow.ready().await {
         Ok(()) => envelope::json_response(StatusCode::OK, &json!({ "status": "ready" })),

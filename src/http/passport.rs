@@ -3,30 +3,44 @@
 
 use std::collections::HashMap;
 
-use axum::Router;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use axum::routing::{get, post};
 use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use super::docs::Envelope;
 use super::extract::{Client, JsonBody};
 use super::ihome::LoginBody;
 use super::{AppState, actions};
 use crate::domain::Lang;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/passport/image_code", get(image_code))
-        .route("/passport/sms_code", post(sms_code))
-        .route("/passport/register", post(register))
-        .route("/passport/login", post(login))
-        .route("/passport/logout", get(logout).post(logout))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(image_code))
+        .routes(routes!(sms_code))
+        .routes(routes!(register))
+        .routes(routes!(login))
+        .routes(routes!(logout))
 }
 
 /// A captcha for `code_id` (or `imageCodeId`); `pre_code_id` names the
 /// captcha this one replaces, which is deleted.
+#[utoipa::path(get, path = "/passport/image_code", tag = "passport",
+    params(
+        ("code_id" = Option<String>, Query, description = "The captcha id (1–64 of [A-Za-z0-9_-])"),
+        ("imageCodeId" = Option<String>, Query, description = "Alias of code_id"),
+        ("pre_code_id" = Option<String>, Query, description = "A previous captcha to delete"),
+    ),
+    responses(
+        (status = 200, description = "A 160×60 JPEG captcha", content_type = "image/jpeg"),
+        (status = 400, description = "Missing or malformed id (PARAMERR)", body = Envelope),
+        (status = 429, description = "Per-client captcha limit (REQERR, Retry-After)", body = Envelope),
+        (status = 503, description = "Store unavailable (DBERR)", body = Envelope),
+    ))]
 async fn image_code(
     State(s): State<AppState>,
     lang: Lang,
@@ -42,7 +56,8 @@ async fn image_code(
     actions::captcha(&s, lang, &client, id, previous).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = PassportSmsBody)]
 struct SmsBody {
     mobile: Option<String>,
     image_code: Option<String>,
@@ -50,6 +65,12 @@ struct SmsBody {
 }
 
 /// Checks the captcha and sends an SMS code.
+#[utoipa::path(post, path = "/passport/sms_code", tag = "passport", request_body = SmsBody,
+    responses(
+        (status = 200, description = "OK, or PARAMERR, REQERR, NODATA, DATAERR, DATAEXIST, DBERR, THIRDERR", body = Envelope),
+        (status = 403, description = "Cross-site request refused", body = Envelope),
+        (status = 413, description = "Body over 16 KiB", body = Envelope),
+    ))]
 async fn sms_code(
     State(s): State<AppState>,
     lang: Lang,
@@ -68,7 +89,8 @@ async fn sms_code(
     .await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = PassportRegisterBody)]
 struct RegisterBody {
     mobile: Option<String>,
     sms_code: Option<String>,
@@ -78,6 +100,12 @@ struct RegisterBody {
 }
 
 /// Registers and logs in.
+#[utoipa::path(post, path = "/passport/register", tag = "passport", request_body = RegisterBody,
+    responses(
+        (status = 200, description = "OK (sets the session cookie), or PARAMERR, NODATA, DATAERR, DATAEXIST, REQERR, DBERR", body = Envelope),
+        (status = 403, description = "Cross-site request refused", body = Envelope),
+        (status = 413, description = "Body over 16 KiB", body = Envelope),
+    ))]
 async fn register(
     State(s): State<AppState>,
     lang: Lang,
@@ -98,6 +126,12 @@ async fn register(
 }
 
 /// Logs in.
+#[utoipa::path(post, path = "/passport/login", tag = "passport", request_body = LoginBody,
+    responses(
+        (status = 200, description = "OK (sets the session cookie), or PARAMERR, DATAERR, REQERR, USERERR, DBERR", body = Envelope),
+        (status = 403, description = "Cross-site request refused", body = Envelope),
+        (status = 413, description = "Body over 16 KiB", body = Envelope),
+    ))]
 async fn login(
     State(s): State<AppState>,
     lang: Lang,
@@ -117,6 +151,11 @@ async fn login(
 }
 
 /// Logs out (the site links to it with GET as well as POST).
+#[utoipa::path(method(get, post), path = "/passport/logout", tag = "passport",
+    responses(
+        (status = 200, description = "OK", body = Envelope),
+        (status = 403, description = "Cross-site request refused", body = Envelope),
+    ))]
 async fn logout(State(s): State<AppState>, lang: Lang, headers: HeaderMap) -> Response {
     actions::logout(&s, lang, &headers).await
 }

@@ -2,15 +2,17 @@
 //! token, and the `{"code": 1|0, "message"}` envelope (SPEC §4). Each step is
 //! one call into the flow; the order is enforced there.
 
-use axum::Router;
 use axum::extract::{FromRequest, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use axum::routing::{get, post};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use super::docs::StepsReply;
 use super::envelope::{self, Msg};
 use super::extract::{Client, JsonBody, lang_of};
 use super::ihome::profile;
@@ -18,15 +20,15 @@ use super::{AppState, actions};
 use crate::domain::Lang;
 use crate::flow::{self, FlowError, ParamError};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/register-step-1", post(step1))
-        .route("/register-step-2", post(step2))
-        .route("/register-step-3", post(step3))
-        .route("/register-step-4", post(step4))
-        .route("/login", post(login))
-        .route("/user", get(user))
-        .route("/logout", get(logout))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(step1))
+        .routes(routes!(step2))
+        .routes(routes!(step3))
+        .routes(routes!(step4))
+        .routes(routes!(login))
+        .routes(routes!(user))
+        .routes(routes!(logout))
 }
 
 /// A JSON body whose rejection is this route set's envelope.
@@ -71,7 +73,7 @@ const LOGGED_OUT: Msg = Msg {
     en: "Logged out",
 };
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct Step1 {
     phone_number: Option<String>,
     image_code: Option<String>,
@@ -79,6 +81,12 @@ struct Step1 {
 }
 
 /// Step 1: send the SMS code (a captcha too when `compat.steps_require_captcha`).
+#[utoipa::path(post, path = "/register-step-1", tag = "steps", request_body = Step1,
+    responses(
+        (status = 200, description = "code 1 on success; code 0 with the reason otherwise (Retry-After on limits)", body = StepsReply),
+        (status = 403, description = "Cross-site request refused"),
+        (status = 413, description = "Body over 16 KiB"),
+    ))]
 async fn step1(
     State(s): State<AppState>,
     lang: Lang,
@@ -102,13 +110,19 @@ async fn step1(
     reply(lang, result)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct Step2 {
     phone_number: Option<String>,
     validate_number: Option<String>,
 }
 
 /// Step 2: check the code; the verification holds 120 s for this client.
+#[utoipa::path(post, path = "/register-step-2", tag = "steps", request_body = Step2,
+    responses(
+        (status = 200, description = "code 1 on success; code 0 with the reason otherwise (Retry-After on limits)", body = StepsReply),
+        (status = 403, description = "Cross-site request refused"),
+        (status = 413, description = "Body over 16 KiB"),
+    ))]
 async fn step2(
     State(s): State<AppState>,
     lang: Lang,
@@ -125,7 +139,7 @@ async fn step2(
     reply(lang, result)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct Step3 {
     phone_number: Option<String>,
     password: Option<String>,
@@ -133,6 +147,12 @@ struct Step3 {
 }
 
 /// Step 3: the password (kept only as its hash, 120 s).
+#[utoipa::path(post, path = "/register-step-3", tag = "steps", request_body = Step3,
+    responses(
+        (status = 200, description = "code 1 on success; code 0 with the reason otherwise (Retry-After on limits)", body = StepsReply),
+        (status = 403, description = "Cross-site request refused"),
+        (status = 413, description = "Body over 16 KiB"),
+    ))]
 async fn step3(
     State(s): State<AppState>,
     lang: Lang,
@@ -154,13 +174,19 @@ async fn step3(
     reply(lang, result)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct Step4 {
     phone_number: Option<String>,
     nickname: Option<String>,
 }
 
 /// Step 4: create the user.
+#[utoipa::path(post, path = "/register-step-4", tag = "steps", request_body = Step4,
+    responses(
+        (status = 200, description = "code 1 on success; code 0 with the reason otherwise (Retry-After on limits)", body = StepsReply),
+        (status = 403, description = "Cross-site request refused"),
+        (status = 413, description = "Body over 16 KiB"),
+    ))]
 async fn step4(
     State(s): State<AppState>,
     lang: Lang,
@@ -177,7 +203,8 @@ async fn step4(
     reply(lang, result)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = StepsLoginBody)]
 struct LoginBody {
     phone_number: Option<String>,
     password: Option<String>,
@@ -185,6 +212,12 @@ struct LoginBody {
 
 /// Login; the answer carries the token that `/user` and `/logout` take in
 /// the `token` header.
+#[utoipa::path(post, path = "/login", tag = "steps", request_body = LoginBody,
+    responses(
+        (status = 200, description = "code 1 on success; code 0 with the reason otherwise (Retry-After on limits)", body = StepsReply),
+        (status = 403, description = "Cross-site request refused"),
+        (status = 413, description = "Body over 16 KiB"),
+    ))]
 async fn login(
     State(s): State<AppState>,
     lang: Lang,
@@ -210,6 +243,9 @@ fn token(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// The user of the `token` header.
+#[utoipa::path(get, path = "/user", tag = "steps",
+    params(("token" = Option<String>, Header, description = "The token from POST /login")),
+    responses((status = 200, description = "code 1 with the user, or code 0", body = StepsReply)))]
 async fn user(State(s): State<AppState>, lang: Lang, headers: HeaderMap) -> Response {
     let result = async {
         let id = token(&headers).ok_or(FlowError::NotLoggedIn)?;
@@ -222,6 +258,9 @@ async fn user(State(s): State<AppState>, lang: Lang, headers: HeaderMap) -> Resp
 }
 
 /// Ends the session of the `token` header.
+#[utoipa::path(get, path = "/logout", tag = "steps",
+    params(("token" = Option<String>, Header, description = "The token from POST /login")),
+    responses((status = 200, description = "code 1", body = StepsReply)))]
 async fn logout(State(s): State<AppState>, lang: Lang, headers: HeaderMap) -> Response {
     let result = async {
         if let Some(id) = token(&headers) {

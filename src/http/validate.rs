@@ -3,25 +3,36 @@
 
 use std::collections::HashMap;
 
-use axum::Router;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::get;
 use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use super::docs::Envelope;
 use super::extract::{Client, JsonBody};
 use super::{AppState, actions};
 use crate::domain::Lang;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/image_code/", get(image_code))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(image_code))
         .route("/image_code", get(image_code))
-        .route("/sms_code", post(sms_code))
+        .routes(routes!(sms_code))
 }
 
-/// A captcha for `uuid`.
+/// A captcha for `uuid` (also served without the trailing slash).
+#[utoipa::path(get, path = "/image_code/", tag = "validate",
+    params(("uuid" = Option<String>, Query, description = "The captcha id (1–64 of [A-Za-z0-9_-])")),
+    responses(
+        (status = 200, description = "A 160×60 JPEG captcha", content_type = "image/jpeg"),
+        (status = 400, description = "Missing or malformed uuid (PARAMERR)", body = Envelope),
+        (status = 429, description = "Per-client captcha limit (REQERR, Retry-After)", body = Envelope),
+        (status = 503, description = "Store unavailable (DBERR)", body = Envelope),
+    ))]
 async fn image_code(
     State(s): State<AppState>,
     lang: Lang,
@@ -32,7 +43,8 @@ async fn image_code(
     actions::captcha(&s, lang, &client, q.get("uuid").map(String::as_str), None).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = ValidateSmsBody)]
 struct SmsBody {
     mobile: Option<String>,
     image_code: Option<String>,
@@ -40,6 +52,12 @@ struct SmsBody {
 }
 
 /// Checks the captcha and sends an SMS code.
+#[utoipa::path(post, path = "/sms_code", tag = "validate", request_body = SmsBody,
+    responses(
+        (status = 200, description = "OK, or PARAMERR, REQERR, NODATA, DATAERR, DATAEXIST, DBERR, THIRDERR", body = Envelope),
+        (status = 403, description = "Cross-site request refused", body = Envelope),
+        (status = 413, description = "Body over 16 KiB", body = Envelope),
+    ))]
 async fn sms_code(
     State(s): State<AppState>,
     lang: Lang,

@@ -152,6 +152,13 @@ impl TestApp {
         json_of(self.get(path).await).await
     }
 
+    /// Any JSON document (not an envelope), e.g. the OpenAPI document.
+    pub async fn get_json_any(&self, path: &str) -> Value {
+        let resp = self.get(path).await;
+        assert_eq!(resp.status(), 200);
+        resp.json().await.expect("JSON")
+    }
+
     pub async fn post_json(&self, path: &str, body: &Value) -> Value {
         let resp = self
             .client

@@ -315,3 +315,61 @@ async fn sigterm_lets_in_flight_requests_finish_then_refuses_new_ones_and_exits(
         .await;
     assert!(refused.is_err(), "no new connections after shutdown");
 }
+
+#[tokio::test]
+async fn the_openapi_document_describes_every_enabled_route_and_is_pinned() {
+    let all = crate::helpers::spawn_app_with(|c| {
+        c.compat.routes = phoneauth::config::StringList(
+            ["ihome", "passport", "validate", "steps"]
+                .map(String::from)
+                .to_vec(),
+        );
+    })
+    .await;
+    let doc = all.get_json_any("/api-docs/openapi.json").await;
+    assert_eq!(doc["openapi"], "3.1.0");
+    let paths: Vec<&str> = doc["paths"]
+        .as_object()
+        .expect("paths")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    for p in [
+        "/api/v1.0/image_codes/{image_code_id}",
+        "/api/v1.0/sms_codes/{mobile}",
+        "/api/v1.0/users",
+        "/api/v1.0/sessions",
+        "/api/v1.0/session",
+        "/api/v1.0/user",
+        "/api/v1_0/users",
+        "/passport/image_code",
+        "/passport/sms_code",
+        "/passport/register",
+        "/passport/login",
+        "/passport/logout",
+        "/image_code/",
+        "/sms_code",
+        "/register-step-1",
+        "/register-step-4",
+        "/login",
+        "/user",
+        "/logout",
+        "/healthz",
+        "/readyz",
+    ] {
+        assert!(
+            paths.contains(&p),
+            "{p} is not documented; documented: {paths:?}"
+        );
+    }
+    insta::assert_json_snapshot!("openapi_all_route_sets", doc, { ".info.version" => "[version]" });
+
+    let default = spawn_app().await;
+    let doc = default.get_json_any("/api-docs/openapi.json").await;
+    let paths = doc["paths"].as_object().expect("paths");
+    assert!(paths.contains_key("/api/v1.0/users"));
+    assert!(
+        !paths.contains_key("/passport/login"),
+        "route sets not enabled are not described"
+    );
+}
