@@ -40,7 +40,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 /// A fresh JPEG captcha stored under the client's id (300 s), replacing any
 /// earlier one.
 #[utoipa::path(get, path = "/image_codes/{image_code_id}", tag = "ihome",
-    params(("image_code_id" = String, Path, description = "1–64 characters of [A-Za-z0-9_-]")),
+    params(("image_code_id" = String, Path, description = "1–64 characters of [A-Za-z0-9_-]", pattern = "^[A-Za-z0-9_-]{1,64}$")),
     responses(
         (status = 200, description = "A 160×60 JPEG captcha", content_type = "image/jpeg"),
         (status = 400, description = "Malformed id (PARAMERR)", body = Envelope),
@@ -62,7 +62,7 @@ async fn image_code(
     params(
         ("mobile" = String, Path, description = "A mobile number: 13812345678, +86 138…, 0086…"),
         ("image_code" = String, Query, description = "The captcha answer (any case)"),
-        ("image_code_id" = String, Query, description = "The captcha id"),
+        ("image_code_id" = String, Query, description = "The captcha id", pattern = "^[A-Za-z0-9_-]{1,64}$"),
     ),
     responses((status = 200, description = "OK, or PARAMERR, REQERR, NODATA, DATAERR, DATAEXIST, DBERR, THIRDERR", body = Envelope)))]
 async fn sms_code(

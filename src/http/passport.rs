@@ -31,9 +31,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
 /// captcha this one replaces, which is deleted.
 #[utoipa::path(get, path = "/passport/image_code", tag = "passport",
     params(
-        ("code_id" = Option<String>, Query, description = "The captcha id (1–64 of [A-Za-z0-9_-])"),
-        ("imageCodeId" = Option<String>, Query, description = "Alias of code_id"),
-        ("pre_code_id" = Option<String>, Query, description = "A previous captcha to delete"),
+        ("code_id" = String, Query, description = "The captcha id (`imageCodeId` is accepted instead)", pattern = "^[A-Za-z0-9_-]{1,64}$"),
+        ("pre_code_id" = Option<String>, Query, description = "A previous captcha to delete", pattern = "^[A-Za-z0-9_-]{1,64}$"),
     ),
     responses(
         (status = 200, description = "A 160×60 JPEG captcha", content_type = "image/jpeg"),
@@ -48,11 +47,9 @@ async fn image_code(
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Response {
     let q = query.map(|Query(q)| q).unwrap_or_default();
-    let id = q
-        .get("code_id")
-        .or_else(|| q.get("imageCodeId"))
-        .map(String::as_str);
-    let previous = q.get("pre_code_id").map(String::as_str);
+    let field = |k: &str| q.get(k).map(String::as_str).filter(|v| !v.is_empty());
+    let id = field("code_id").or_else(|| field("imageCodeId"));
+    let previous = field("pre_code_id");
     actions::captcha(&s, lang, &client, id, previous).await
 }
 

@@ -26,7 +26,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 /// A captcha for `uuid` (also served without the trailing slash).
 #[utoipa::path(get, path = "/image_code/", tag = "validate",
-    params(("uuid" = Option<String>, Query, description = "The captcha id (1–64 of [A-Za-z0-9_-])")),
+    params(("uuid" = String, Query, description = "The captcha id", pattern = "^[A-Za-z0-9_-]{1,64}$")),
     responses(
         (status = 200, description = "A 160×60 JPEG captcha", content_type = "image/jpeg"),
         (status = 400, description = "Missing or malformed uuid (PARAMERR)", body = Envelope),
