@@ -16,6 +16,11 @@ fi
 if ! pg_up; then
   have pg_ctlcluster || need_apt+=(postgresql)
 fi
+# Headless Chromium and its driver for the browser tests; a CJK font so the
+# Chinese pages render (for the screenshots).
+have chromium || need_apt+=(chromium)
+have chromedriver || need_apt+=(chromium-driver)
+[ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || need_apt+=(fonts-wqy-microhei)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing: ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -42,6 +47,7 @@ for _ in $(seq 1 30); do
 done
 
 status=0
+if have chromium && have chromedriver; then echo "chromium: $(chromium --version 2>/dev/null | head -n1)"; else echo "chromium: MISSING"; status=1; fi
 if redis_up; then echo "redis: up"; else echo "redis: NOT ANSWERING"; status=1; fi
 if pg_up; then
   echo "postgresql: up"

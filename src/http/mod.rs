@@ -7,6 +7,7 @@ mod dev;
 mod docs;
 mod envelope;
 mod extract;
+mod files;
 mod ihome;
 mod passport;
 mod session;
@@ -31,6 +32,7 @@ use utoipa_axum::routes;
 
 pub use csrf::CsrfPolicy;
 pub use extract::TrustedProxies;
+pub use files::Folder;
 pub use session::CookiePolicy;
 
 use crate::domain::{Errno, Lang};
@@ -94,6 +96,18 @@ pub struct RouterOptions {
     pub dev_hooks: bool,
     /// Route sets from `compat.routes`; `ihome` is always served.
     pub route_sets: Vec<String>,
+    /// What serves the web pages.
+    pub pages: Pages,
+}
+
+/// The web pages: phoneauth's own, or an existing site's files (then the
+/// built-in pages step aside).
+pub enum Pages {
+    Builtin,
+    Hosted {
+        static_dir: Option<Folder>,
+        pages_dir: Option<Folder>,
+    },
 }
 
 pub fn router(state: AppState, opts: RouterOptions) -> Router {
@@ -126,6 +140,13 @@ pub fn router(state: AppState, opts: RouterOptions) -> Router {
     if opts.dev_hooks {
         app = app.merge(dev::routes());
     }
+    app = match opts.pages {
+        Pages::Builtin => app.merge(files::builtin()),
+        Pages::Hosted {
+            static_dir,
+            pages_dir,
+        } => app.merge(files::hosted(static_dir, pages_dir)),
+    };
     app.route_layer(middleware::from_fn(trace::record_route))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

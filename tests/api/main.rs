@@ -3,6 +3,7 @@
 mod backend_conformance;
 mod backends;
 mod bad_input;
+mod browser;
 mod captcha;
 mod cli;
 mod compat;
@@ -19,3 +20,5 @@ mod sms_codes;
 mod sms_providers;
 mod store;
 mod users;
+mod web;
+mod webdriver;

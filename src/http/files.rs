@@ -1,0 +1,201 @@
+//! Serving an existing site's files (`web.static_dir` at `/static/<path>`,
+//! `web.pages_dir` at `/<name>`) and phoneauth's own built-in pages.
+//!
+//! Files are served only from inside their folder: a path with `..`, `.`,
+//! empty or backslash segments is refused, and the resolved path (symlinks
+//! followed) must still lie inside the folder's resolved root. Directories are
+//! never listed. Every miss is the same JSON 404.
+
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::Path as UrlPath;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+
+use super::AppState;
+use super::envelope;
+use crate::domain::{Errno, Lang};
+
+/// A folder whose files are served, resolved once at start.
+#[derive(Clone)]
+pub struct Folder(Arc<PathBuf>);
+
+impl Folder {
+    pub fn open(dir: &Path) -> std::io::Result<Self> {
+        Ok(Self(Arc::new(dir.canonicalize()?)))
+    }
+
+    /// The file for a URL path inside this folder, if there is one.
+    async fn resolve(&self, rel: &str) -> Option<PathBuf> {
+        let rel = Path::new(rel);
+        let clean = rel.components().all(|c| matches!(c, Component::Normal(_)));
+        if !clean || rel.as_os_str().is_empty() || rel.to_string_lossy().contains('\\') {
+            return None;
+        }
+        let real = tokio::fs::canonicalize(self.0.join(rel)).await.ok()?;
+        if !real.starts_with(self.0.as_path()) {
+            return None;
+        }
+        let meta = tokio::fs::metadata(&real).await.ok()?;
+        meta.is_file().then_some(real)
+    }
+
+    pub async fn serve(&self, rel: &str) -> Response {
+        let Some(path) = self.resolve(rel).await else {
+            return not_found();
+        };
+        match tokio::fs::read(&path).await {
+            Ok(bytes) => file_response(&path, bytes),
+            Err(_) => not_found(),
+        }
+    }
+}
+
+fn not_found() -> Response {
+    envelope::plain(StatusCode::NOT_FOUND, Errno::ParamErr, "not found")
+}
+
+/// Content type by extension; unknown types are served as bytes.
+fn content_type(path: &Path) -> &'static str {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    match ext.as_str() {
+        "html" | "htm" => "text/html; charset=utf-8",
+        "css" => "text/css; charset=utf-8",
+        "js" | "mjs" => "text/javascript; charset=utf-8",
+        "json" | "map" => "application/json",
+        "txt" => "text/plain; charset=utf-8",
+        "xml" => "application/xml",
+        "svg" => "image/svg+xml",
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        "ico" => "image/x-icon",
+        "woff" => "font/woff",
+        "woff2" => "font/woff2",
+        "ttf" => "font/ttf",
+        "pdf" => "application/pdf",
+        _ => "application/octet-stream",
+    }
+}
+
+fn file_response(path: &Path, bytes: Vec<u8>) -> Response {
+    let ct = content_type(path);
+    let cache = if ct.starts_with("text/html") {
+        "no-cache"
+    } else {
+        "public, max-age=3600"
+    };
+    let mut resp = bytes.into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    resp
+}
+
+/// Routes for a hosted site: `/static/<path>` and/or `/<name>` with `/` as
+/// `index.html`.
+pub fn hosted(static_dir: Option<Folder>, pages_dir: Option<Folder>) -> Router<AppState> {
+    let mut r = Router::new();
+    if let Some(dir) = static_dir {
+        r = r.route(
+            "/static/{*path}",
+            get(move |UrlPath(p): UrlPath<String>| {
+                let dir = dir.clone();
+                async move { dir.serve(&p).await }
+            }),
+        );
+    }
+    if let Some(dir) = pages_dir {
+        let index = dir.clone();
+        r = r
+            .route(
+                "/",
+                get(move || {
+                    let dir = index.clone();
+                    async move { dir.serve("index.html").await }
+                }),
+            )
+            .route(
+                "/{*path}",
+                get(move |UrlPath(p): UrlPath<String>| {
+                    let dir = dir.clone();
+                    async move { dir.serve(&p).await }
+                }),
+            );
+    }
+    r
+}
+
+const PAGE_REGISTER: &str = include_str!("../web/register.html");
+const PAGE_LOGIN: &str = include_str!("../web/login.html");
+const PAGE_ACCOUNT: &str = include_str!("../web/account.html");
+const APP_JS: &str = include_str!("../web/assets/app.js");
+const APP_CSS: &str = include_str!("../web/assets/app.css");
+
+/// phoneauth's own pages, compiled into the binary.
+pub fn builtin() -> Router<AppState> {
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/register") }))
+        .route(
+            "/register",
+            get(|lang: Lang| async move { page(PAGE_REGISTER, lang) }),
+        )
+        .route(
+            "/login",
+            get(|lang: Lang| async move { page(PAGE_LOGIN, lang) }),
+        )
+        .route(
+            "/account",
+            get(|lang: Lang| async move { page(PAGE_ACCOUNT, lang) }),
+        )
+        .route(
+            "/assets/app.js",
+            get(|| async { asset(APP_JS, "text/javascript; charset=utf-8") }),
+        )
+        .route(
+            "/assets/app.css",
+            get(|| async { asset(APP_CSS, "text/css; charset=utf-8") }),
+        )
+}
+
+/// A page in the request's language (the page's switch can change it).
+fn page(html: &'static str, lang: Lang) -> Response {
+    let code = match lang {
+        Lang::Zh => "zh-CN",
+        Lang::En => "en",
+    };
+    let mut resp = html.replace("{{lang}}", code).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    h.insert(
+        "content-security-policy",
+        HeaderValue::from_static("default-src 'self'; img-src 'self'; style-src 'self'; script-src 'self'; frame-ancestors 'none'"),
+    );
+    resp
+}
+
+fn asset(body: &'static str, ct: &'static str) -> Response {
+    let mut resp = body.into_response();
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    resp
+}
