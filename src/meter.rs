@@ -41,6 +41,11 @@ pub fn install() -> Option<PrometheusHandle> {
 }
 
 pub fn http_request(route: &str, method: &str, status: u16, elapsed: Duration) {
+    // Any token is a valid HTTP method: only the standard ones become labels.
+    let method = match method {
+        "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS" => method,
+        _ => "OTHER",
+    };
     let labels = [
         ("route", route.to_owned()),
         ("method", method.to_owned()),

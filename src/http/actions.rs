@@ -40,15 +40,18 @@ pub async fn captcha(
         let e = FlowError::Param(ParamError::CaptchaId);
         return envelope::error_with_status(lang, &e, StatusCode::BAD_REQUEST);
     };
+    let jpeg = match s.flow.issue_captcha(&id, client).await {
+        Ok(jpeg) => jpeg,
+        Err(e) => return image_error(lang, &e),
+    };
+    // Only a client that may draw a captcha may drop its previous one.
     if let Some(prev) = previous.and_then(CaptchaId::parse)
+        && prev != id
         && let Err(e) = s.flow.discard_captcha(&prev).await
     {
         return image_error(lang, &e);
     }
-    match s.flow.issue_captcha(&id, client).await {
-        Ok(jpeg) => jpeg_response(jpeg),
-        Err(e) => image_error(lang, &e),
-    }
+    jpeg_response(jpeg)
 }
 
 fn image_error(lang: Lang, e: &FlowError) -> Response {

@@ -11,9 +11,11 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::Path as UrlPath;
+use axum::extract::rejection::PathRejection;
+use axum::http::Method;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::get;
+use axum::routing::{any, get};
 
 use super::AppState;
 use super::envelope;
@@ -31,7 +33,11 @@ impl Folder {
     /// The file for a URL path inside this folder, if there is one.
     async fn resolve(&self, rel: &str) -> Option<PathBuf> {
         let rel = Path::new(rel);
-        let clean = rel.components().all(|c| matches!(c, Component::Normal(_)));
+        // Only plain names; hidden ones (`.env`, `.git/…`) are never served.
+        let clean = rel.components().all(|c| match c {
+            Component::Normal(name) => !name.to_string_lossy().starts_with('.'),
+            _ => false,
+        });
         if !clean || rel.as_os_str().is_empty() || rel.to_string_lossy().contains('\\') {
             return None;
         }
@@ -105,37 +111,49 @@ fn file_response(path: &Path, bytes: Vec<u8>) -> Response {
 }
 
 /// Routes for a hosted site: `/static/<path>` and/or `/<name>` with `/` as
-/// `index.html`.
+/// `index.html`. Other methods and undecodable paths get the same 404 as a
+/// missing file.
 pub fn hosted(static_dir: Option<Folder>, pages_dir: Option<Folder>) -> Router<AppState> {
+    let serve = |dir: Folder| {
+        any(
+            move |method: Method, p: Result<UrlPath<String>, PathRejection>| {
+                let dir = dir.clone();
+                async move {
+                    match p {
+                        Ok(UrlPath(p)) if readable(&method) => dir.serve(&p).await,
+                        _ => not_found(),
+                    }
+                }
+            },
+        )
+    };
     let mut r = Router::new();
     if let Some(dir) = static_dir {
-        r = r.route(
-            "/static/{*path}",
-            get(move |UrlPath(p): UrlPath<String>| {
-                let dir = dir.clone();
-                async move { dir.serve(&p).await }
-            }),
-        );
+        r = r.route("/static/{*path}", serve(dir));
     }
     if let Some(dir) = pages_dir {
         let index = dir.clone();
         r = r
             .route(
                 "/",
-                get(move || {
+                any(move |method: Method| {
                     let dir = index.clone();
-                    async move { dir.serve("index.html").await }
+                    async move {
+                        if readable(&method) {
+                            dir.serve("index.html").await
+                        } else {
+                            not_found()
+                        }
+                    }
                 }),
             )
-            .route(
-                "/{*path}",
-                get(move |UrlPath(p): UrlPath<String>| {
-                    let dir = dir.clone();
-                    async move { dir.serve(&p).await }
-                }),
-            );
+            .route("/{*path}", serve(dir));
     }
     r
+}
+
+fn readable(m: &Method) -> bool {
+    *m == Method::GET || *m == Method::HEAD
 }
 
 const PAGE_REGISTER: &str = include_str!("../web/register.html");
@@ -144,18 +162,29 @@ const PAGE_ACCOUNT: &str = include_str!("../web/account.html");
 const APP_JS: &str = include_str!("../web/assets/app.js");
 const APP_CSS: &str = include_str!("../web/assets/app.css");
 
-/// phoneauth's own pages, compiled into the binary.
-pub fn builtin() -> Router<AppState> {
+/// phoneauth's own pages, compiled into the binary. `POST /login` belongs to
+/// the steps route set: when that set is off, any other method on `/login`
+/// is an unknown route (404), not a wrong method.
+pub fn builtin(steps_enabled: bool) -> Router<AppState> {
+    let login = |lang: Lang| async move { page(PAGE_LOGIN, lang) };
+    let login_route = if steps_enabled {
+        get(login)
+    } else {
+        any(move |method: Method, lang: Lang| async move {
+            if readable(&method) {
+                login(lang).await
+            } else {
+                not_found()
+            }
+        })
+    };
     Router::new()
         .route("/", get(|| async { Redirect::to("/register") }))
         .route(
             "/register",
             get(|lang: Lang| async move { page(PAGE_REGISTER, lang) }),
         )
-        .route(
-            "/login",
-            get(|lang: Lang| async move { page(PAGE_LOGIN, lang) }),
-        )
+        .route("/login", login_route)
         .route(
             "/account",
             get(|lang: Lang| async move { page(PAGE_ACCOUNT, lang) }),

@@ -16,6 +16,9 @@ fn site() -> (TempDir, TempDir) {
     std::fs::write(html.join("index.html"), "<h1>home</h1>").expect("write");
     std::fs::write(html.join("register.html"), "<h1>register</h1>").expect("write");
     std::fs::write(outside.0.join("secret.txt"), "TOP SECRET").expect("write");
+    std::fs::write(html.join(".env"), "TOP SECRET=1").expect("write");
+    std::fs::create_dir_all(html.join(".git")).expect("dirs");
+    std::fs::write(html.join(".git/config"), "TOP SECRET").expect("write");
     #[cfg(unix)]
     {
         std::os::unix::fs::symlink(outside.0.join("secret.txt"), st.join("leak.txt"))
@@ -96,6 +99,10 @@ async fn nothing_outside_the_folders_and_no_listings() {
         "/static/",
         "/nope.html",
         "/static/%00",
+        "/.env",
+        "/.git/config",
+        "/%ff",
+        "/static/%C0x",
     ] {
         let resp = app.get(path).await;
         assert_eq!(resp.status(), 404, "{path}");

@@ -54,13 +54,15 @@
 
   function cookie(name) {
     const hit = document.cookie.split("; ").find((c) => c.startsWith(name + "="));
-    return hit ? decodeURIComponent(hit.slice(name.length + 1)) : "";
+    if (!hit) return "";
+    try { return decodeURIComponent(hit.slice(name.length + 1)); } catch (_) { return ""; }
   }
 
   async function api(method, url, body) {
     const headers = { "Accept-Language": lang === "en" ? "en" : "zh-CN" };
     if (method !== "GET") {
-      headers["X-CSRFToken"] = cookie("csrf_token");
+      const token = cookie("csrf_token");
+      if (token) headers["X-CSRFToken"] = token;
       headers["Content-Type"] = "application/json";
     }
     const resp = await fetch(url, {
