@@ -44,7 +44,7 @@ timeout 600 st run "http://127.0.0.1:$port/api-docs/openapi.json" \
   --max-examples 30 \
   --request-timeout 10 \
   --generation-deterministic \
-  --workers 2
+  --workers 1
 
 # The service must still answer after the run.
 curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null

@@ -162,29 +162,19 @@ const PAGE_ACCOUNT: &str = include_str!("../web/account.html");
 const APP_JS: &str = include_str!("../web/assets/app.js");
 const APP_CSS: &str = include_str!("../web/assets/app.css");
 
-/// phoneauth's own pages, compiled into the binary. `POST /login` belongs to
-/// the steps route set: when that set is off, any other method on `/login`
-/// is an unknown route (404), not a wrong method.
-pub fn builtin(steps_enabled: bool) -> Router<AppState> {
-    let login = |lang: Lang| async move { page(PAGE_LOGIN, lang) };
-    let login_route = if steps_enabled {
-        get(login)
-    } else {
-        any(move |method: Method, lang: Lang| async move {
-            if readable(&method) {
-                login(lang).await
-            } else {
-                not_found()
-            }
-        })
-    };
+/// phoneauth's own pages, compiled into the binary. The login page lives at
+/// `/signin` because `POST /login` belongs to the steps route set.
+pub fn builtin() -> Router<AppState> {
     Router::new()
         .route("/", get(|| async { Redirect::to("/register") }))
         .route(
             "/register",
             get(|lang: Lang| async move { page(PAGE_REGISTER, lang) }),
         )
-        .route("/login", login_route)
+        .route(
+            "/signin",
+            get(|lang: Lang| async move { page(PAGE_LOGIN, lang) }),
+        )
         .route(
             "/account",
             get(|lang: Lang| async move { page(PAGE_ACCOUNT, lang) }),

@@ -141,7 +141,7 @@ pub fn router(state: AppState, opts: RouterOptions) -> Router {
         app = app.merge(dev::routes());
     }
     app = match opts.pages {
-        Pages::Builtin => app.merge(files::builtin(opts.route_sets.iter().any(|s| s == "steps"))),
+        Pages::Builtin => app.merge(files::builtin()),
         Pages::Hosted {
             static_dir,
             pages_dir,

@@ -68,7 +68,7 @@ async fn register_then_account_then_logout_then_login_in_a_browser() {
     b.screenshot("account-zh-desktop").await;
 
     b.click("#logout").await;
-    b.wait_until("the login page", || ends_with(&b, "/login"))
+    b.wait_until("the login page", || ends_with(&b, "/signin"))
         .await;
     assert_eq!(app.session().await["errmsg"], "false");
     b.type_into("#mobile", &m).await;
@@ -137,7 +137,7 @@ async fn every_page_renders_in_both_languages_at_phone_and_desktop_widths() {
         let Some(b) = Browser::start(setup).await else {
             return;
         };
-        b.goto(&app.url("/login")).await;
+        b.goto(&app.url("/signin")).await;
         assert_eq!(b.text("h1").await, "登录");
         b.screenshot(&format!("login-zh-{name}")).await;
         b.click("#lang-switch").await;

@@ -73,7 +73,7 @@ async fn a_hosted_site_is_served_with_the_right_types() {
         "image/png"
     );
     // The built-in pages stepped aside, the API did not.
-    assert_eq!(app.get("/login").await.status(), 404);
+    assert_eq!(app.get("/signin").await.status(), 404);
     assert_eq!(app.image_code("webtest1").await.status(), 200);
 }
 
@@ -129,7 +129,7 @@ async fn the_built_in_pages_are_served_by_default() {
     assert_eq!(resp.headers()["location"], "/register");
     for (path, marker) in [
         ("/register", "data-page=\"register\""),
-        ("/login", "data-page=\"login\""),
+        ("/signin", "data-page=\"login\""),
         ("/account", "data-page=\"account\""),
     ] {
         let resp = app.get(path).await;
@@ -146,7 +146,7 @@ async fn the_built_in_pages_are_served_by_default() {
     }
     let en = app
         .client
-        .get(app.url("/login"))
+        .get(app.url("/signin"))
         .header("accept-language", "en")
         .send()
         .await

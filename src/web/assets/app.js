@@ -181,14 +181,14 @@
 
   async function account() {
     const r = await api("GET", "/api/v1.0/user");
-    if (r.data.errno !== "0") { location.assign("/login"); return; }
+    if (r.data.errno !== "0") { location.assign("/signin"); return; }
     const m = r.data.data.mobile || "";
     $("account-mobile").textContent = m.length > 7 ? m.slice(0, 3) + "****" + m.slice(-4) : m;
     const since = new Date(r.data.data.create_time);
     $("account-since").textContent = isNaN(since) ? "" : since.toLocaleDateString(lang);
     $("logout").addEventListener("click", async () => {
       await api("DELETE", "/api/v1.0/session");
-      location.assign("/login");
+      location.assign("/signin");
     });
   }
 
