@@ -14,7 +14,7 @@ fn csrf_cookie(resp: &reqwest::Response) -> Option<String> {
 #[tokio::test]
 async fn every_answer_to_a_request_without_a_token_sets_one() {
     let app = spawn_app().await;
-    let plain = reqwest::Client::new();
+    let plain = crate::helpers::plain_client();
     for path in ["/api/v1.0/session", "/healthz", "/no/such/route"] {
         let resp = plain.get(app.url(path)).send().await.expect("request");
         let c = csrf_cookie(&resp).unwrap_or_else(|| panic!("{path} sets no csrf_token"));
@@ -52,7 +52,7 @@ async fn cross_site_posts_are_refused_with_403() {
         ("origin", format!("http://{host}.evil.example")),
     ];
     for (name, value) in cases {
-        let resp = reqwest::Client::new()
+        let resp = crate::helpers::plain_client()
             .post(app.url("/api/v1.0/sessions"))
             .header(name, value.as_str())
             .json(&body)

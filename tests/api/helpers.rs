@@ -122,8 +122,21 @@ pub async fn spawn_with_parts(
     }
 }
 
+/// The TLS provider reqwest needs before any client is built (the app
+/// installs the same one; tests may build clients first).
+pub fn ensure_tls() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// A client without a cookie jar, like curl.
+pub fn plain_client() -> reqwest::Client {
+    ensure_tls();
+    reqwest::Client::new()
+}
+
 /// A client with its own cookie jar, like one browser.
 pub fn client() -> reqwest::Client {
+    ensure_tls();
     reqwest::Client::builder()
         .cookie_store(true)
         .timeout(Duration::from_secs(30))

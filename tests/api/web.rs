@@ -51,7 +51,11 @@ async fn a_hosted_site_is_served_with_the_right_types() {
         ),
         ("/", "text/html; charset=utf-8", "<h1>home</h1>"),
     ] {
-        let resp = reqwest::get(app.url(path)).await.expect("req");
+        let resp = crate::helpers::plain_client()
+            .get(app.url(path))
+            .send()
+            .await
+            .expect("req");
         assert_eq!(resp.status(), 200, "{path}");
         assert_eq!(resp.headers()["content-type"], ct, "{path}");
         let html = ct.starts_with("text/html");
@@ -117,6 +121,7 @@ async fn nothing_outside_the_folders_and_no_listings() {
 #[tokio::test]
 async fn the_built_in_pages_are_served_by_default() {
     let app = spawn_app().await;
+    crate::helpers::ensure_tls();
     let resp = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
