@@ -208,8 +208,10 @@ fn random_colour<R: Rng>(rng: &mut R, lo: u8, hi: u8) -> [f32; 3] {
     [0; 3].map(|_: u8| f32::from(rng.random_range(lo..hi)))
 }
 
+/// The image being drawn, as the RGB bytes the encoder takes: the gradient is
+/// written row by row, and only pixels something is drawn on are blended.
 struct Canvas {
-    px: Vec<[f32; 3]>,
+    px: Vec<u8>,
 }
 
 impl Canvas {
@@ -217,21 +219,22 @@ impl Canvas {
     fn background<R: Rng>(rng: &mut R) -> Self {
         let a = random_colour(rng, 215, 255);
         let b = random_colour(rng, 215, 255);
-        let mut px = vec![[0.0; 3]; WIDTH * HEIGHT];
+        let mut row = Vec::with_capacity(WIDTH * 3);
         for x in 0..WIDTH {
             let t = x as f32 / (WIDTH - 1) as f32;
-            let c = [0, 1, 2].map(|i| a[i] * (1.0 - t) + b[i] * t);
-            for y in 0..HEIGHT {
-                px[y * WIDTH + x] = c;
-            }
+            row.extend([0, 1, 2].map(|i| (a[i] * (1.0 - t) + b[i] * t + 0.5) as u8));
         }
-        Self { px }
+        Self {
+            px: row.repeat(HEIGHT),
+        }
     }
 
     fn blend(&mut self, x: usize, y: usize, colour: [f32; 3], alpha: f32) {
-        let p = &mut self.px[y * WIDTH + x];
-        for i in 0..3 {
-            p[i] += (colour[i] - p[i]) * alpha;
+        let i = (y * WIDTH + x) * 3;
+        for (c, target) in self.px[i..i + 3].iter_mut().zip(colour) {
+            let p = f32::from(*c);
+            // `as` saturates; adding 0.5 rounds without a libm call.
+            *c = (p + (target - p) * alpha + 0.5) as u8;
         }
     }
 
@@ -315,14 +318,7 @@ impl Canvas {
     }
 
     fn into_rgb(self) -> Vec<u8> {
-        // Values stay within 0..=255 (blends of in-range colours); adding 0.5
-        // and truncating rounds without a libm call, and the flat loop
-        // vectorises.
         self.px
-            .as_flattened()
-            .iter()
-            .map(|&c| (c + 0.5) as u8)
-            .collect()
     }
 }
 
