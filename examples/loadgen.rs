@@ -1,0 +1,266 @@
+//! A bounded, loopback-only load generator for phoneauth and the Flask
+//! original (both answer the same API and `/dev/*` hooks).
+//!
+//! ```sh
+//! cargo run --release --example loadgen -- http://127.0.0.1:8000 send \
+//!     --concurrency 16 --seconds 20 --server-pid 1234
+//! ```
+//!
+//! Scenarios: `image` (a captcha with a fresh id), `send` (captcha → answer
+//! from `/dev/captcha` → SMS code to a fresh mobile), `register` (send →
+//! `/dev/sms` → `POST /users`). Prints one summary line per run and, with
+//! `--json`, one JSON object: throughput, p50/p99/max latency per flow,
+//! failures by errno, and the server's CPU seconds per completed flow (from
+//! `/proc/<pid>/stat`, when `--server-pid` is given).
+//!
+//! Against phoneauth, raise the per-client limits first (every request comes
+//! from 127.0.0.1), e.g. `PHONEAUTH_LIMITS__CAPTCHA_PER_IP_PER_MINUTE=100000000`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use rand::RngExt;
+use serde_json::{Value, json};
+use tokio::sync::Mutex;
+
+const MAX_SECONDS: u64 = 120;
+const MAX_CONCURRENCY: usize = 256;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Scenario {
+    Image,
+    Send,
+    Register,
+}
+
+struct Args {
+    base: String,
+    scenario: Scenario,
+    concurrency: usize,
+    seconds: u64,
+    server_pids: Vec<u32>,
+    json: bool,
+}
+
+fn usage() -> ! {
+    eprintln!(
+        "usage: loadgen BASE_URL image|send|register [--concurrency N] [--seconds S] \
+         [--server-pid PID]... [--json]\n  BASE_URL must be on 127.0.0.1 or localhost; S ≤ {MAX_SECONDS}"
+    );
+    std::process::exit(2)
+}
+
+fn parse_args() -> Args {
+    let mut it = std::env::args().skip(1);
+    let base = it.next().unwrap_or_else(|| usage());
+    let scenario = match it.next().as_deref() {
+        Some("image") => Scenario::Image,
+        Some("send") => Scenario::Send,
+        Some("register") => Scenario::Register,
+        _ => usage(),
+    };
+    let mut a = Args {
+        base: base.trim_end_matches('/').to_owned(),
+        scenario,
+        concurrency: 16,
+        seconds: 20,
+        server_pids: Vec::new(),
+        json: false,
+    };
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().unwrap_or_else(|| usage());
+        match flag.as_str() {
+            "--concurrency" => a.concurrency = value().parse().unwrap_or_else(|_| usage()),
+            "--seconds" => a.seconds = value().parse().unwrap_or_else(|_| usage()),
+            "--server-pid" => a
+                .server_pids
+                .push(value().parse().unwrap_or_else(|_| usage())),
+            "--json" => a.json = true,
+            _ => usage(),
+        }
+    }
+    let loopback = ["http://127.0.0.1:", "http://localhost:", "http://[::1]:"];
+    if !loopback.iter().any(|p| a.base.starts_with(p)) {
+        eprintln!("loadgen only targets this machine's loopback address");
+        usage();
+    }
+    a.seconds = a.seconds.clamp(1, MAX_SECONDS);
+    a.concurrency = a.concurrency.clamp(1, MAX_CONCURRENCY);
+    a
+}
+
+/// utime + stime of a process, in seconds (clock ticks of 1/100 s).
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name; utime and stime are the
+    // 14th and 15th fields of the whole line.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
+}
+
+/// CPU of the processes and all their threads' children we were told about.
+fn total_cpu(pids: &[u32]) -> Option<f64> {
+    pids.iter().map(|&p| cpu_seconds(p)).sum()
+}
+
+fn fresh_mobile() -> String {
+    let mut rng = rand::rng();
+    format!("139{:08}", rng.random_range(0..100_000_000u32))
+}
+
+fn fresh_id() -> String {
+    phoneauth::secret::random_hex(16)
+}
+
+/// One flow; `Err(label)` names the failure (an errno, or an HTTP problem).
+async fn flow(http: &reqwest::Client, base: &str, scenario: Scenario) -> Result<(), String> {
+    let id = fresh_id();
+    let img = http
+        .get(format!("{base}/api/v1.0/image_codes/{id}"))
+        .send()
+        .await
+        .map_err(|_| "http".to_owned())?;
+    if img.status() != 200 {
+        return Err(format!("image {}", img.status().as_u16()));
+    }
+    img.bytes().await.map_err(|_| "http".to_owned())?;
+    if scenario == Scenario::Image {
+        return Ok(());
+    }
+    let dev: Value = get_json(http, &format!("{base}/dev/captcha/{id}")).await?;
+    let answer = dev["data"]["text"]
+        .as_str()
+        .ok_or("no captcha answer")?
+        .to_owned();
+    let mobile = fresh_mobile();
+    let sent = get_json(
+        http,
+        &format!("{base}/api/v1.0/sms_codes/{mobile}?image_code={answer}&image_code_id={id}"),
+    )
+    .await?;
+    errno_ok(&sent)?;
+    if scenario == Scenario::Send {
+        return Ok(());
+    }
+    let dev = get_json(http, &format!("{base}/dev/sms/{mobile}")).await?;
+    let code = dev["data"]["code"]
+        .as_str()
+        .ok_or("no sms code")?
+        .to_owned();
+    let resp = http
+        .post(format!("{base}/api/v1.0/users"))
+        .json(&json!({ "mobile": mobile, "sms_code": code, "password": "load-test-password", "password2": "load-test-password" }))
+        .send()
+        .await
+        .map_err(|_| "http".to_owned())?;
+    let v: Value = resp.json().await.map_err(|_| "not json".to_owned())?;
+    errno_ok(&v)
+}
+
+async fn get_json(http: &reqwest::Client, url: &str) -> Result<Value, String> {
+    let resp = http.get(url).send().await.map_err(|_| "http".to_owned())?;
+    resp.json().await.map_err(|_| "not json".to_owned())
+}
+
+fn errno_ok(v: &Value) -> Result<(), String> {
+    match v["errno"].as_str() {
+        Some("0") => Ok(()),
+        Some(e) => Err(format!("errno {e}")),
+        None => Err("no errno".to_owned()),
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+#[tokio::main]
+async fn main() {
+    let a = parse_args();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(a.concurrency)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap_or_else(|e| {
+            eprintln!("client: {e}");
+            std::process::exit(1)
+        });
+    let stop = Arc::new(AtomicBool::new(false));
+    let latencies = Arc::new(Mutex::new(Vec::<Duration>::new()));
+    let failures = Arc::new(Mutex::new(BTreeMap::<String, u64>::new()));
+    let cpu_before = total_cpu(&a.server_pids);
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..a.concurrency {
+        let (http, base, stop) = (http.clone(), a.base.clone(), stop.clone());
+        let (latencies, failures) = (latencies.clone(), failures.clone());
+        let scenario = a.scenario;
+        workers.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let t = Instant::now();
+                match flow(&http, &base, scenario).await {
+                    Ok(()) => latencies.lock().await.push(t.elapsed()),
+                    Err(label) => *failures.lock().await.entry(label).or_default() += 1,
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(a.seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        let _ = w.await;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let cpu = match (cpu_before, total_cpu(&a.server_pids)) {
+        (Some(b), Some(e)) => Some(e - b),
+        _ => None,
+    };
+    let mut lat = latencies.lock().await.clone();
+    lat.sort();
+    let done = lat.len();
+    let failures = failures.lock().await.clone();
+    let name = match a.scenario {
+        Scenario::Image => "image",
+        Scenario::Send => "send",
+        Scenario::Register => "register",
+    };
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let cpu_per_flow_ms = cpu.filter(|_| done > 0).map(|c| c / done as f64 * 1e3);
+    let summary = json!({
+        "scenario": name,
+        "base": a.base,
+        "concurrency": a.concurrency,
+        "seconds": elapsed,
+        "flows": done,
+        "flows_per_second": done as f64 / elapsed,
+        "p50_ms": ms(percentile(&lat, 0.50)),
+        "p99_ms": ms(percentile(&lat, 0.99)),
+        "max_ms": ms(lat.last().copied().unwrap_or_default()),
+        "failures": failures,
+        "server_cpu_seconds": cpu,
+        "server_cpu_ms_per_flow": cpu_per_flow_ms,
+    });
+    if a.json {
+        println!("{summary}");
+    } else {
+        println!(
+            "{name:>8} {:>9.1} flows/s  p50 {:>7.2} ms  p99 {:>7.2} ms  max {:>7.2} ms  cpu/flow {}  failures {:?}",
+            done as f64 / elapsed,
+            ms(percentile(&lat, 0.50)),
+            ms(percentile(&lat, 0.99)),
+            ms(lat.last().copied().unwrap_or_default()),
+            cpu_per_flow_ms.map_or("n/a".to_owned(), |c| format!("{c:.3} ms")),
+            failures
+        );
+    }
+}
