@@ -278,10 +278,6 @@ impl Flow {
         }
     }
 
-    pub fn settings(&self) -> &FlowSettings {
-        &self.settings
-    }
-
     // ---- parsing helpers shared by every route set --------------------------
 
     pub fn parse_mobile(&self, raw: Option<&str>) -> Result<Mobile, FlowError> {
@@ -524,10 +520,6 @@ impl Flow {
             Err(RepoError::Duplicate) => Err(FlowError::MobileTaken),
             Err(e) => Err(e.into()),
         }
-    }
-
-    pub async fn hash_password(&self, password: &Password) -> Result<String, FlowError> {
-        Ok(self.hasher.hash(password).await?)
     }
 
     /// Checks credentials. Unknown numbers and wrong passwords look the same

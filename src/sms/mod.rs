@@ -146,10 +146,6 @@ impl SmsChain {
             detail: "no SMS provider configured".into(),
         }))
     }
-
-    pub fn names(&self) -> Vec<&'static str> {
-        self.providers.iter().map(|p| p.name()).collect()
-    }
 }
 
 #[cfg(test)]
