@@ -60,6 +60,8 @@ impl GlyphMap {
 /// Draws captchas. Build once and share: construction rasterises the alphabet.
 pub struct CaptchaRenderer {
     glyphs: Vec<GlyphMap>,
+    /// The same glyphs, hollow.
+    outlines: Vec<GlyphMap>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -78,8 +80,9 @@ impl CaptchaRenderer {
         let glyphs = ALPHABET
             .iter()
             .map(|&b| rasterise(&font, char::from(b)))
-            .collect::<Result<_, _>>()?;
-        Ok(Self { glyphs })
+            .collect::<Result<Vec<_>, _>>()?;
+        let outlines = glyphs.iter().map(|g| hollow(g, 2.5)).collect();
+        Ok(Self { glyphs, outlines })
     }
 
     /// A fresh captcha with a random answer, from the thread's CSPRNG.
@@ -103,10 +106,10 @@ impl CaptchaRenderer {
         let mut canvas = Canvas::background(rng);
 
         // Thin background curves in mid tones, under the text.
-        for _ in 0..3 {
-            let colour = random_colour(rng, 110, 190);
-            let thickness = rng.random_range(1.0..1.8);
-            canvas.curve(rng, colour, thickness);
+        for _ in 0..2 {
+            let colour = random_colour(rng, 120, 200);
+            let thickness = rng.random_range(1.0..1.6);
+            canvas.curve(rng, colour, thickness, 10.0..HEIGHT as f32 - 10.0);
         }
 
         let warp = Warp::random(rng);
@@ -114,25 +117,60 @@ impl CaptchaRenderer {
             .bytes()
             .filter_map(|b| ALPHABET.iter().position(|&a| a == b.to_ascii_uppercase()))
             .collect();
+        // At least two glyphs are hollow: a captcha of four filled glyphs is
+        // the one tesseract reads most often.
+        let hollow_mask = loop {
+            let m: u32 = rng.random_range(0..16);
+            if m.count_ones() >= 2 {
+                break m;
+            }
+        };
+        // The text is set tight, so that wide neighbours touch, and placed at
+        // a random offset along the line.
         let n = symbols.len().max(1) as f32;
-        let pitch = (WIDTH as f32 - 24.0) / n;
+        let line = rng.random_range(118.0..134.0f32);
+        let start = rng.random_range(8.0..(WIDTH as f32 - 8.0 - line));
+        let pitch = line / n;
+        let mut hollow = Vec::new();
         for (i, &g) in symbols.iter().enumerate() {
             let place = Placement {
-                cx: 12.0 + pitch * (i as f32 + 0.5) + rng.random_range(-3.0..3.0),
+                cx: start + pitch * (i as f32 + 0.5) + rng.random_range(-2.0..2.0),
                 cy: HEIGHT as f32 / 2.0 + rng.random_range(-5.0..5.0),
-                angle: rng.random_range(-0.45..0.45f32),
+                angle: rng.random_range(-0.4..0.4f32),
                 scale: rng.random_range(0.82..1.08f32),
                 shear: rng.random_range(-0.25..0.25f32),
             };
-            let colour = random_colour(rng, 10, 110);
-            canvas.glyph(&self.glyphs[g], &place, &warp, colour);
+            if hollow_mask & (1 << i) != 0 {
+                // Thin strokes get the darker inks.
+                hollow.push((g, place, random_colour(rng, 10, 80)));
+            } else {
+                let colour = random_colour(rng, 10, 110);
+                canvas.glyph(&self.glyphs[g], &place, &warp, colour);
+            }
         }
 
-        // A stroke through the text in a text-like colour defeats simple
-        // segmentation; specks break up thresholding.
-        let colour = random_colour(rng, 30, 120);
-        let thickness = rng.random_range(1.6..2.4);
-        canvas.curve(rng, colour, thickness);
+        // Cuts in the paper colour: a reader joins the pieces, a recogniser
+        // sees broken strokes. One cuts only the filled glyphs (the hollow
+        // ones are drawn after it), one cuts everything.
+        let text_band = HEIGHT as f32 / 2.0 - 9.0..HEIGHT as f32 / 2.0 + 9.0;
+        let mut cut = |canvas: &mut Canvas, rng: &mut R| {
+            let paper = random_colour(rng, 225, 255);
+            let thickness = rng.random_range(1.4..2.0);
+            canvas.curve(rng, paper, thickness, text_band.clone());
+        };
+        cut(&mut canvas, rng);
+        for (g, place, colour) in &hollow {
+            canvas.glyph(&self.outlines[*g], place, &warp, *colour);
+        }
+        cut(&mut canvas, rng);
+
+        // Strokes through the text in text-like inks defeat segmentation;
+        // specks break up thresholding.
+        for _ in 0..2 {
+            let colour = random_colour(rng, 30, 120);
+            let thickness = rng.random_range(1.3..1.9);
+            canvas.curve(rng, colour, thickness, text_band.clone());
+        }
         canvas.specks(rng, 90);
         canvas.into_rgb()
     }
@@ -159,6 +197,41 @@ fn rasterise(font: &FontRef<'_>, c: char) -> Result<GlyphMap, CaptchaError> {
         }
     });
     Ok(GlyphMap { w, h, coverage })
+}
+
+/// The glyph drawn as its outline: coverage minus its grey erosion by a disc
+/// of `radius` pixels. Hollow letters read easily to a person; a recogniser
+/// trained on filled text sees two thin contours.
+fn hollow(g: &GlyphMap, radius: f32) -> GlyphMap {
+    let r = radius.ceil() as isize;
+    let (w, h) = (g.w as isize, g.h as isize);
+    let mut coverage = vec![0.0f32; g.w * g.h];
+    for y in 0..h {
+        for x in 0..w {
+            let mut eroded = 1.0f32;
+            for dy in -r..=r {
+                for dx in -r..=r {
+                    if ((dx * dx + dy * dy) as f32) > radius * radius {
+                        continue;
+                    }
+                    let (sx, sy) = (x + dx, y + dy);
+                    let c = if sx < 0 || sy < 0 || sx >= w || sy >= h {
+                        0.0
+                    } else {
+                        g.coverage[(sy * w + sx) as usize]
+                    };
+                    eroded = eroded.min(c);
+                }
+            }
+            let i = (y * w + x) as usize;
+            coverage[i] = (g.coverage[i] - eroded).max(0.0);
+        }
+    }
+    GlyphMap {
+        w: g.w,
+        h: g.h,
+        coverage,
+    }
 }
 
 struct Placement {
@@ -283,10 +356,18 @@ impl Canvas {
         }
     }
 
-    /// A gentle random curve across the image, anti-aliased per column.
-    fn curve<R: Rng>(&mut self, rng: &mut R, colour: [f32; 3], thickness: f32) {
-        let y_start = rng.random_range(10.0..(HEIGHT as f32 - 10.0));
+    /// A gentle random curve across the image, anti-aliased per column; its
+    /// middle crosses `band` (a range of rows).
+    fn curve<R: Rng>(
+        &mut self,
+        rng: &mut R,
+        colour: [f32; 3],
+        thickness: f32,
+        band: std::ops::Range<f32>,
+    ) {
+        let y_mid = rng.random_range(band);
         let slope = rng.random_range(-0.18..0.18f32);
+        let y_start = y_mid - slope * WIDTH as f32 / 2.0;
         let amp = rng.random_range(3.0..10.0f32);
         let freq = 2.0 * PI / rng.random_range(70.0..200.0f32);
         let phase = rng.random_range(0.0..2.0 * PI);

@@ -43,6 +43,8 @@ async fn start_redis(port: u16) -> Option<Child> {
             "--appendonly",
             "no",
         ])
+        // A replica's full sync writes an RDB file into the working directory.
+        .current_dir(std::env::temp_dir())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .kill_on_drop(true)
@@ -281,6 +283,7 @@ async fn sentinel_mode_follows_a_failover_to_the_new_primary() {
             "no",
         ])
         .args(["--replicaof", "127.0.0.1", &p_primary.to_string()])
+        .current_dir(std::env::temp_dir())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .kill_on_drop(true)
