@@ -15,6 +15,9 @@ fn captcha(c: &mut Criterion) {
     });
     let rgb = renderer.render_rgb("KX7W", &mut rng);
     c.bench_function("captcha/jpeg_encode", |b| {
+        b.iter(|| renderer.encode(std::hint::black_box(&rgb)).expect("encode"))
+    });
+    c.bench_function("captcha/jpeg_encode (jpeg-encoder crate, reference)", |b| {
         b.iter(|| encode_jpeg(std::hint::black_box(&rgb)).expect("encode"))
     });
     c.bench_function("captcha/generate (text + render + encode)", |b| {

@@ -26,7 +26,11 @@ fn rss_mb() -> f64 {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let count: usize = args.next().map(|n| n.parse()).transpose()?.unwrap_or(1_000_000);
+    let count: usize = args
+        .next()
+        .map(|n| n.parse())
+        .transpose()?
+        .unwrap_or(1_000_000);
     let bound_mb: usize = args.next().map(|n| n.parse()).transpose()?.unwrap_or(256);
     let clock = ManualClock::new();
     let store = MemoryStore::new(clock.clone(), bound_mb << 20);
@@ -37,7 +41,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (mut stored, mut refused) = (0usize, 0usize);
     for i in 0..count {
         // The shape of the ids the iHome pages make (a UUID).
-        let raw = format!("{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}", i, i % 65_536, i % 4096, i % 4096, i);
+        let raw = format!(
+            "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+            i,
+            i % 65_536,
+            i % 4096,
+            i % 4096,
+            i
+        );
         let id = CaptchaId::parse(&raw).ok_or("id")?;
         match store.set(&keys::captcha(&id), &mac, ttl).await {
             Ok(()) => stored += 1,

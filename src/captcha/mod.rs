@@ -7,6 +7,8 @@
 //! rasterised per request. The font is DejaVu Sans Bold (Bitstream Vera
 //! licence, shipped in `assets/fonts/`).
 
+mod jpeg;
+
 use std::f32::consts::PI;
 
 use ab_glyph::{Font, FontRef, PxScale};
@@ -62,6 +64,7 @@ pub struct CaptchaRenderer {
     glyphs: Vec<GlyphMap>,
     /// The same glyphs, hollow.
     outlines: Vec<GlyphMap>,
+    jpeg: jpeg::JpegEncoder,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -82,7 +85,11 @@ impl CaptchaRenderer {
             .map(|&b| rasterise(&font, char::from(b)))
             .collect::<Result<Vec<_>, _>>()?;
         let outlines = glyphs.iter().map(|g| hollow(g, 2.5)).collect();
-        Ok(Self { glyphs, outlines })
+        Ok(Self {
+            glyphs,
+            outlines,
+            jpeg: jpeg::JpegEncoder::new(JPEG_QUALITY)?,
+        })
     }
 
     /// A fresh captcha with a random answer, from the thread's CSPRNG.
@@ -97,7 +104,13 @@ impl CaptchaRenderer {
 
     pub fn render_jpeg<R: Rng>(&self, text: &str, rng: &mut R) -> Result<Vec<u8>, CaptchaError> {
         let rgb = self.render_rgb(text, rng);
-        encode_jpeg(&rgb)
+        self.encode(&rgb)
+    }
+
+    /// Encodes a drawn image (`WIDTH × HEIGHT` RGB) with the captcha's own
+    /// JPEG encoder.
+    pub fn encode(&self, rgb: &[u8]) -> Result<Vec<u8>, CaptchaError> {
+        self.jpeg.encode(rgb)
     }
 
     /// Draws `text` (symbols of [`ALPHABET`]; others are skipped) into an RGB
@@ -153,7 +166,7 @@ impl CaptchaRenderer {
         // sees broken strokes. One cuts only the filled glyphs (the hollow
         // ones are drawn after it), one cuts everything.
         let text_band = HEIGHT as f32 / 2.0 - 9.0..HEIGHT as f32 / 2.0 + 9.0;
-        let mut cut = |canvas: &mut Canvas, rng: &mut R| {
+        let cut = |canvas: &mut Canvas, rng: &mut R| {
             let paper = random_colour(rng, 225, 255);
             let thickness = rng.random_range(1.4..2.0);
             canvas.curve(rng, paper, thickness, text_band.clone());
@@ -403,6 +416,8 @@ impl Canvas {
     }
 }
 
+/// The same image through the general `jpeg-encoder` crate: the reference
+/// the captcha's own encoder is measured and tested against.
 pub fn encode_jpeg(rgb: &[u8]) -> Result<Vec<u8>, CaptchaError> {
     let mut out = Vec::with_capacity(4096);
     let encoder = jpeg_encoder::Encoder::new(&mut out, JPEG_QUALITY);
