@@ -8,22 +8,23 @@
 //!
 //! Scenarios: `image` (a captcha with a fresh id), `send` (captcha → answer
 //! from `/dev/captcha` → SMS code to a fresh mobile), `register` (send →
-//! `/dev/sms` → `POST /users`). Prints one summary line per run and, with
-//! `--json`, one JSON object: throughput, p50/p99/max latency per flow,
-//! failures by errno, and the server's CPU seconds per completed flow (from
-//! `/proc/<pid>/stat`, when `--server-pid` is given).
+//! `/dev/sms` → `POST /users`). Flows run for `--warmup` seconds unrecorded
+//! (connections, pools, caches), then for `--seconds`. Prints one summary
+//! line per run and, with `--json`, one JSON object: throughput, p50/p99/max
+//! latency per flow, failures by errno, and the CPU seconds per completed
+//! flow of the server processes (`--server-pid`, repeatable) and of its
+//! backends (`--backend-pid`: Redis, PostgreSQL), from `/proc/<pid>/stat`.
 //!
 //! Against phoneauth, raise the per-client limits first (every request comes
 //! from 127.0.0.1), e.g. `PHONEAUTH_LIMITS__CAPTCHA_PER_IP_PER_MINUTE=100000000`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 use rand::RngExt;
 use serde_json::{Value, json};
-use tokio::sync::Mutex;
 
 const MAX_SECONDS: u64 = 120;
 const MAX_CONCURRENCY: usize = 256;
@@ -40,14 +41,17 @@ struct Args {
     scenario: Scenario,
     concurrency: usize,
     seconds: u64,
+    warmup: u64,
     server_pids: Vec<u32>,
+    backend_pids: Vec<u32>,
     json: bool,
 }
 
 fn usage() -> ! {
     eprintln!(
-        "usage: loadgen BASE_URL image|send|register [--concurrency N] [--seconds S] \
-         [--server-pid PID]... [--json]\n  BASE_URL must be on 127.0.0.1 or localhost; S ≤ {MAX_SECONDS}"
+        "usage: loadgen BASE_URL image|send|register [--concurrency N] [--seconds S] [--warmup S] \
+         [--server-pid PID]... [--backend-pid PID]... [--json]\n  \
+         BASE_URL must be on 127.0.0.1 or localhost; S ≤ {MAX_SECONDS}"
     );
     std::process::exit(2)
 }
@@ -66,7 +70,9 @@ fn parse_args() -> Args {
         scenario,
         concurrency: 16,
         seconds: 20,
+        warmup: 2,
         server_pids: Vec::new(),
+        backend_pids: Vec::new(),
         json: false,
     };
     while let Some(flag) = it.next() {
@@ -74,8 +80,12 @@ fn parse_args() -> Args {
         match flag.as_str() {
             "--concurrency" => a.concurrency = value().parse().unwrap_or_else(|_| usage()),
             "--seconds" => a.seconds = value().parse().unwrap_or_else(|_| usage()),
+            "--warmup" => a.warmup = value().parse().unwrap_or_else(|_| usage()),
             "--server-pid" => a
                 .server_pids
+                .push(value().parse().unwrap_or_else(|_| usage())),
+            "--backend-pid" => a
+                .backend_pids
                 .push(value().parse().unwrap_or_else(|_| usage())),
             "--json" => a.json = true,
             _ => usage(),
@@ -87,6 +97,7 @@ fn parse_args() -> Args {
         usage();
     }
     a.seconds = a.seconds.clamp(1, MAX_SECONDS);
+    a.warmup = a.warmup.min(MAX_SECONDS);
     a.concurrency = a.concurrency.clamp(1, MAX_CONCURRENCY);
     a
 }
@@ -103,8 +114,11 @@ fn cpu_seconds(pid: u32) -> Option<f64> {
     Some((utime + stime) / 100.0)
 }
 
-/// CPU of the processes and all their threads' children we were told about.
+/// CPU of the processes we were told about (all their threads).
 fn total_cpu(pids: &[u32]) -> Option<f64> {
+    if pids.is_empty() {
+        return None;
+    }
     pids.iter().map(|&p| cpu_seconds(p)).sum()
 }
 
@@ -195,40 +209,59 @@ async fn main() {
             eprintln!("client: {e}");
             std::process::exit(1)
         });
-    let stop = Arc::new(AtomicBool::new(false));
-    let latencies = Arc::new(Mutex::new(Vec::<Duration>::new()));
-    let failures = Arc::new(Mutex::new(BTreeMap::<String, u64>::new()));
-    let cpu_before = total_cpu(&a.server_pids);
-    let started = Instant::now();
+    // Phase 0: warm-up, unrecorded; phase 1: measured; phase 2: stop.
+    let phase = Arc::new(AtomicU8::new(0));
     let mut workers = Vec::new();
     for _ in 0..a.concurrency {
-        let (http, base, stop) = (http.clone(), a.base.clone(), stop.clone());
-        let (latencies, failures) = (latencies.clone(), failures.clone());
+        let (http, base, phase) = (http.clone(), a.base.clone(), phase.clone());
         let scenario = a.scenario;
         workers.push(tokio::spawn(async move {
-            while !stop.load(Ordering::Relaxed) {
+            let mut latencies = Vec::<Duration>::new();
+            let mut failures = BTreeMap::<String, u64>::new();
+            loop {
+                let p = phase.load(Ordering::Relaxed);
+                if p == 2 {
+                    break;
+                }
                 let t = Instant::now();
-                match flow(&http, &base, scenario).await {
-                    Ok(()) => latencies.lock().await.push(t.elapsed()),
-                    Err(label) => *failures.lock().await.entry(label).or_default() += 1,
+                let result = flow(&http, &base, scenario).await;
+                // A flow counts only if it started and ended in the measured phase.
+                if p == 1 && phase.load(Ordering::Relaxed) == 1 {
+                    match result {
+                        Ok(()) => latencies.push(t.elapsed()),
+                        Err(label) => *failures.entry(label).or_default() += 1,
+                    }
                 }
             }
+            (latencies, failures)
         }));
     }
+    tokio::time::sleep(Duration::from_secs(a.warmup)).await;
+    let cpu_before = total_cpu(&a.server_pids);
+    let backend_before = total_cpu(&a.backend_pids);
+    let started = Instant::now();
+    phase.store(1, Ordering::Relaxed);
     tokio::time::sleep(Duration::from_secs(a.seconds)).await;
-    stop.store(true, Ordering::Relaxed);
-    for w in workers {
-        let _ = w.await;
-    }
+    phase.store(2, Ordering::Relaxed);
     let elapsed = started.elapsed().as_secs_f64();
-    let cpu = match (cpu_before, total_cpu(&a.server_pids)) {
+    let cpu_delta = |before: Option<f64>, pids: &[u32]| match (before, total_cpu(pids)) {
         (Some(b), Some(e)) => Some(e - b),
         _ => None,
     };
-    let mut lat = latencies.lock().await.clone();
+    let cpu = cpu_delta(cpu_before, &a.server_pids);
+    let backend_cpu = cpu_delta(backend_before, &a.backend_pids);
+    let mut lat = Vec::new();
+    let mut failures = BTreeMap::<String, u64>::new();
+    for w in workers {
+        if let Ok((l, f)) = w.await {
+            lat.extend(l);
+            for (k, v) in f {
+                *failures.entry(k).or_default() += v;
+            }
+        }
+    }
     lat.sort();
     let done = lat.len();
-    let failures = failures.lock().await.clone();
     let name = match a.scenario {
         Scenario::Image => "image",
         Scenario::Send => "send",
@@ -236,6 +269,9 @@ async fn main() {
     };
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     let cpu_per_flow_ms = cpu.filter(|_| done > 0).map(|c| c / done as f64 * 1e3);
+    let backend_per_flow_ms = backend_cpu
+        .filter(|_| done > 0)
+        .map(|c| c / done as f64 * 1e3);
     let summary = json!({
         "scenario": name,
         "base": a.base,
@@ -249,6 +285,8 @@ async fn main() {
         "failures": failures,
         "server_cpu_seconds": cpu,
         "server_cpu_ms_per_flow": cpu_per_flow_ms,
+        "backend_cpu_seconds": backend_cpu,
+        "backend_cpu_ms_per_flow": backend_per_flow_ms,
     });
     if a.json {
         println!("{summary}");

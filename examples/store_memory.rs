@@ -61,6 +61,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     clock.advance(ttl + Duration::from_secs(1));
     store.sweep();
+    // A live server keeps serving after a sweep; the allocator hands freed
+    // pages back during that later activity, not inside `free` itself.
+    for round in 0..20 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        for i in 0..1_000 {
+            let raw = format!("after-{round}-{i}");
+            let id = CaptchaId::parse(&raw).ok_or("id")?;
+            store.set(&keys::captcha(&id), &mac, Duration::from_millis(1)).await?;
+        }
+        clock.advance(Duration::from_millis(2));
+        store.sweep();
+    }
     let rss_after = rss_mb();
     println!(
         "{{\"count\":{count},\"bound_mb\":{bound_mb},\"stored\":{stored},\"refused\":{refused},\

@@ -1,0 +1,98 @@
+"""Prints the table of bench/compare.sh from its JSON lines.
+
+  python3 bench/report.py bench/out/<time>/results.jsonl <cores>
+
+Several rounds of one service and scenario are reduced to their median."""
+import json
+import statistics
+import sys
+
+rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
+cores = int(sys.argv[2]) if len(sys.argv) > 2 else 2
+
+
+def median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+runs = {}
+for r in rows:
+    if "scenario" in r:
+        runs.setdefault((r["service"], r["scenario"]), []).append(r)
+
+
+def summary(service, scenario):
+    rs = runs.get((service, scenario))
+    if not rs:
+        return None
+    failures = {}
+    for r in rs:
+        for k, v in r["failures"].items():
+            failures[k] = failures.get(k, 0) + v
+    return {
+        "rounds": len(rs),
+        "rate": median([r["flows_per_second"] for r in rs]),
+        "p50": median([r["p50_ms"] for r in rs]),
+        "p99": median([r["p99_ms"] for r in rs]),
+        "max": median([r["max_ms"] for r in rs]),
+        "cpu": median([r["server_cpu_ms_per_flow"] for r in rs]),
+        "backend": median([r.get("backend_cpu_ms_per_flow") for r in rs]),
+        "flows": sum(r["flows"] for r in rs),
+        "failures": failures,
+        "concurrency": rs[0]["concurrency"],
+    }
+
+
+def fmt(v, digits=1):
+    return "–" if v is None else f"{v:.{digits}f}"
+
+
+services = ["original", "phoneauth-embedded", "phoneauth-production"]
+print("| scenario | service | conc. | flows/s | × original | p50 ms | p99 ms | max ms "
+      "| server CPU ms/flow | CPU ÷ original | backend CPU ms/flow | failures |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+for scenario in ["image", "send", "register"]:
+    base = summary("original", scenario)
+    for service in services:
+        s = summary(service, scenario)
+        if not s:
+            continue
+        times = s["rate"] / base["rate"] if base and base["rate"] else None
+        cpu_ratio = base["cpu"] / s["cpu"] if base and base["cpu"] and s["cpu"] else None
+        fails = ", ".join(f"{k}: {v}" for k, v in s["failures"].items()) or "0"
+        print(f"| {scenario} | {service} | {s['concurrency']} | {fmt(s['rate'])} | "
+              f"{'1' if service == 'original' else fmt(times, 1) + '×'} | {fmt(s['p50'], 2)} | "
+              f"{fmt(s['p99'], 2)} | {fmt(s['max'], 1)} | {fmt(s['cpu'], 3)} | "
+              f"{'1' if service == 'original' else fmt(cpu_ratio, 1) + '× less'} | "
+              f"{fmt(s['backend'], 3)} | {fails} |")
+
+print()
+hashes = [r for r in rows if r.get("service") == "argon2id"]
+if hashes:
+    h = hashes[0]
+    bound = cores / h["median_ms"] * 1000
+    print(f"- argon2id (m={h['memory_kib']} KiB, t={h['iterations']}, p={h['parallelism']}): "
+          f"one hash {h['median_ms']:.1f} ms median (min {h['min_ms']:.1f}); {cores} cores ÷ that = "
+          f"**{bound:.1f} hashes/s**, the ceiling for registrations.")
+    for service in services[1:]:
+        s = summary(service, "register")
+        if s:
+            print(f"  - {service} register: {s['rate']:.1f}/s = **{s['rate'] / bound * 100:.0f} %** of that ceiling.")
+over = summary("phoneauth-embedded-overload", "register")
+if over:
+    fails = ", ".join(f"{k}: {v}" for k, v in over["failures"].items()) or "none"
+    print(f"- register overload ({over['concurrency']} concurrent, embedded): {over['rate']:.1f} registrations/s, "
+          f"p50 {over['p50']:.0f} ms, p99 {over['p99']:.0f} ms, max {over['max']:.0f} ms; refused: {fails}.")
+for r in rows:
+    if "idle_rss_mb" in r:
+        print(f"- {r['service']}: RSS idle {r['idle_rss_mb']} MB", end="")
+    if "loaded_rss_mb" in r:
+        print(f"; after the run {r['loaded_rss_mb']} MB")
+mem = [r for r in rows if r.get("service") == "store_memory"]
+if mem:
+    m = mem[0]
+    print(f"- embedded store, {m['count']:,} captchas, bound {m['bound_mb']} MiB: stored {m['stored']:,}, "
+          f"refused {m['refused']:,}; RSS {m['rss_start_mb']} → {m['rss_full_mb']} MB "
+          f"(accounted {m['accounted_mb']} MB); after expiry and sweep {m['rss_after_expiry_mb']} MB, "
+          f"{m['left_after_sweep']} entries left.")
