@@ -84,11 +84,12 @@ if over:
     fails = ", ".join(f"{k}: {v}" for k, v in over["failures"].items()) or "none"
     print(f"- register overload ({over['concurrency']} concurrent, embedded): {over['rate']:.1f} registrations/s, "
           f"p50 {over['p50']:.0f} ms, p99 {over['p99']:.0f} ms, max {over['max']:.0f} ms; refused: {fails}.")
-for r in rows:
-    if "idle_rss_mb" in r:
-        print(f"- {r['service']}: RSS idle {r['idle_rss_mb']} MB", end="")
-    if "loaded_rss_mb" in r:
-        print(f"; after the run {r['loaded_rss_mb']} MB")
+for service in services[1:]:
+    idle = [r["idle_rss_mb"] for r in rows if r.get("service") == service and "idle_rss_mb" in r]
+    loaded = [r["loaded_rss_mb"] for r in rows if r.get("service") == service and "loaded_rss_mb" in r]
+    if idle:
+        print(f"- {service} RSS: idle after start {min(idle)}–{max(idle)} MB; "
+              f"after each run (image, send, register…) {', '.join(str(v) for v in loaded)} MB")
 mem = [r for r in rows if r.get("service") == "store_memory"]
 if mem:
     m = mem[0]
