@@ -42,17 +42,21 @@ fn store(c: &mut Criterion) {
         Some(s)
     });
     match redis {
-        Some(redis) => c.bench_function("store/redis set+take captcha", |b| {
-            b.iter(|| {
-                i += 1;
-                let key = format!("captcha:{{{i:032x}}}");
-                rt.block_on(async {
-                    redis.set(&key, &mac, ttl).await.expect("set");
-                    redis.take(&key).await.expect("take")
+        Some(redis) => {
+            c.bench_function("store/redis set+take captcha", |b| {
+                b.iter(|| {
+                    i += 1;
+                    let key = format!("captcha:{{{i:032x}}}");
+                    rt.block_on(async {
+                        redis.set(&key, &mac, ttl).await.expect("set");
+                        redis.take(&key).await.expect("take")
+                    })
                 })
-            })
-        }),
-        None => eprintln!("\n*** SKIPPED: no Redis at {url}; only the embedded store was measured ***\n"),
+            });
+        }
+        None => eprintln!(
+            "\n*** SKIPPED: no Redis at {url}; only the embedded store was measured ***\n"
+        ),
     };
 }
 

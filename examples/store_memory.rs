@@ -68,7 +68,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         for i in 0..1_000 {
             let raw = format!("after-{round}-{i}");
             let id = CaptchaId::parse(&raw).ok_or("id")?;
-            store.set(&keys::captcha(&id), &mac, Duration::from_millis(1)).await?;
+            store
+                .set(&keys::captcha(&id), &mac, Duration::from_millis(1))
+                .await?;
         }
         clock.advance(Duration::from_millis(2));
         store.sweep();
