@@ -153,10 +153,8 @@ done
 
 # Registration past the hashing capacity: a full queue must answer promptly.
 start_phoneauth embedded
-SECONDS_PER_RUN_SAVED="$SECONDS_PER_RUN"
 run_load phoneauth-embedded-overload "http://127.0.0.1:$PA_PORT" register "$CONC_OVERLOAD" "$PA_SERVER_PID" ""
 stop_phoneauth phoneauth-embedded
-SECONDS_PER_RUN="$SECONDS_PER_RUN_SAVED"
 
 say "embedded store: 1,000,000 outstanding captchas"
 "$ROOT/target/release/examples/store_memory" 1000000 256 | sed 's/^{/{"service":"store_memory",/' >>"$RESULTS"

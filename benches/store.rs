@@ -7,7 +7,14 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use phoneauth::clock::SystemClock;
-use phoneauth::store::{KvStore, MemoryStore};
+use phoneauth::domain::CaptchaId;
+use phoneauth::store::{KvStore, MemoryStore, keys};
+
+/// The key the flow writes for a captcha with a 32-character page id.
+fn captcha_key(i: u64) -> String {
+    let id = CaptchaId::parse(&format!("{i:032x}")).expect("a valid id");
+    keys::captcha(&id)
+}
 
 fn store(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -21,7 +28,7 @@ fn store(c: &mut Criterion) {
     c.bench_function("store/memory set+take captcha", |b| {
         b.iter(|| {
             i += 1;
-            let key = format!("captcha:{{{i:032x}}}");
+            let key = captcha_key(i);
             rt.block_on(async {
                 memory.set(&key, &mac, ttl).await.expect("set");
                 memory.take(&key).await.expect("take")
@@ -46,7 +53,7 @@ fn store(c: &mut Criterion) {
             c.bench_function("store/redis set+take captcha", |b| {
                 b.iter(|| {
                     i += 1;
-                    let key = format!("captcha:{{{i:032x}}}");
+                    let key = captcha_key(i);
                     rt.block_on(async {
                         redis.set(&key, &mac, ttl).await.expect("set");
                         redis.take(&key).await.expect("take")

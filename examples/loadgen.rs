@@ -19,8 +19,8 @@
 //! from 127.0.0.1), e.g. `PHONEAUTH_LIMITS__CAPTCHA_PER_IP_PER_MINUTE=100000000`.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use rand::RngExt;
@@ -122,9 +122,13 @@ fn total_cpu(pids: &[u32]) -> Option<f64> {
     pids.iter().map(|&p| cpu_seconds(p)).sum()
 }
 
+/// A mobile number no earlier flow of this run used (a random one would hit
+/// the per-number cooldown now and then and count as a failure).
 fn fresh_mobile() -> String {
-    let mut rng = rand::rng();
-    format!("139{:08}", rng.random_range(0..100_000_000u32))
+    static NEXT: OnceLock<AtomicU32> = OnceLock::new();
+    let next = NEXT.get_or_init(|| AtomicU32::new(rand::rng().random_range(0..100_000_000)));
+    let n = next.fetch_add(1, Ordering::Relaxed) % 100_000_000;
+    format!("139{n:08}")
 }
 
 fn fresh_id() -> String {

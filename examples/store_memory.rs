@@ -61,8 +61,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     clock.advance(ttl + Duration::from_secs(1));
     store.sweep();
-    // A live server keeps serving after a sweep; the allocator hands freed
-    // pages back during that later activity, not inside `free` itself.
+    // A live server keeps serving after a sweep, and some allocators hand
+    // freed pages back only during later activity: give them that chance.
     for round in 0..20 {
         tokio::time::sleep(Duration::from_millis(50)).await;
         for i in 0..1_000 {

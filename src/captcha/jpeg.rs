@@ -43,6 +43,11 @@ struct Huffman {
 }
 
 impl Huffman {
+    const EMPTY: Self = Self {
+        code: [0; 256],
+        len: [0; 256],
+    };
+
     /// Canonical codes from a DHT table's 16 counts and its symbols (T.81 C).
     fn from_dht(counts: &[u8], symbols: &[u8]) -> Self {
         let mut h = Self {
@@ -435,16 +440,8 @@ fn parse_reference(jpeg: &[u8]) -> Option<JpegEncoder> {
                 }
                 let mut tables = Tables {
                     quant: [[0.0; 64]; 3],
-                    dc: [
-                        Huffman::from_dht(&[], &[]),
-                        Huffman::from_dht(&[], &[]),
-                        Huffman::from_dht(&[], &[]),
-                    ],
-                    ac: [
-                        Huffman::from_dht(&[], &[]),
-                        Huffman::from_dht(&[], &[]),
-                        Huffman::from_dht(&[], &[]),
-                    ],
+                    dc: [Huffman::EMPTY; 3],
+                    ac: [Huffman::EMPTY; 3],
                 };
                 for (c, &cq) in component_quant.iter().enumerate() {
                     let sel = *body.get(2 + c * 2)?;

@@ -1,11 +1,14 @@
 //! The image captcha: our own renderer over pre-rasterised glyphs, encoded as
-//! JPEG.
+//! JPEG by our own encoder for this one image shape (`jpeg.rs`).
 //!
-//! Each alphabet glyph is rasterised once, at start, into a coverage map.
-//! Drawing a captcha then only samples those maps through a per-glyph affine
-//! transform (rotation, scale) and one shared sine warp, so no outline is
-//! rasterised per request. The font is DejaVu Sans Bold (Bitstream Vera
-//! licence, shipped in `assets/fonts/`).
+//! Each alphabet glyph is rasterised once, at start, into a coverage map and
+//! a hollow (outline) map. Drawing a captcha then only samples those maps
+//! through a per-glyph affine transform (rotation, scale, shear) and one
+//! shared sine warp, so no outline is rasterised per request. At least two
+//! glyphs of each captcha are hollow; strokes in text inks and cuts in the
+//! paper colour cross the text (BENCHMARKS.md has what each did to
+//! tesseract). The font is DejaVu Sans Bold (Bitstream Vera licence, shipped
+//! in `assets/fonts/`).
 
 mod jpeg;
 
@@ -213,8 +216,8 @@ fn rasterise(font: &FontRef<'_>, c: char) -> Result<GlyphMap, CaptchaError> {
 }
 
 /// The glyph drawn as its outline: coverage minus its grey erosion by a disc
-/// of `radius` pixels. Hollow letters read easily to a person; a recogniser
-/// trained on filled text sees two thin contours.
+/// of `radius` pixels. A recogniser trained on filled text sees two thin
+/// contours where a person sees the letter.
 fn hollow(g: &GlyphMap, radius: f32) -> GlyphMap {
     let r = radius.ceil() as isize;
     let (w, h) = (g.w as isize, g.h as isize);
@@ -483,6 +486,30 @@ mod tests {
             dark(&with_text) > dark(&without) + 600,
             "glyphs should add many dark pixels"
         );
+    }
+
+    #[test]
+    fn hollow_glyphs_keep_the_edges_and_empty_the_strokes() {
+        let r = CaptchaRenderer::new().expect("renderer");
+        for (filled, hollow) in r.glyphs.iter().zip(&r.outlines) {
+            let ink = |g: &GlyphMap| g.coverage.iter().sum::<f32>();
+            let (full, outline) = (ink(filled), ink(hollow));
+            assert!(
+                outline > 0.2 * full && outline < 0.8 * full,
+                "an outline keeps part of the ink: {outline} of {full}"
+            );
+            // Wherever the filled glyph is solid two pixels deep, the hollow
+            // one is empty.
+            let solid_inside = (2..filled.h - 2).any(|y| {
+                (2..filled.w - 2).any(|x| {
+                    let around = (y - 2..=y + 2).all(|yy| {
+                        (x - 2..=x + 2).all(|xx| filled.coverage[yy * filled.w + xx] >= 1.0)
+                    });
+                    around && hollow.coverage[y * filled.w + x] > 0.0
+                })
+            });
+            assert!(!solid_inside, "the inside of a stroke must be cut out");
+        }
     }
 
     #[test]

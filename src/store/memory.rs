@@ -6,7 +6,9 @@
 //! of a new key that would pass the bound first sweeps expired entries, then
 //! fails with [`StoreError::Full`]. Nothing live is ever evicted to make room:
 //! evicting would let a flood of captchas wipe the counters that enforce the
-//! limits. A background sweep frees expired entries and hands the memory back.
+//! limits. A background sweep frees expired entries and shrinks emptied
+//! tables; how much of that the process hands back to the system is up to the
+//! allocator (glibc keeps about half, see BENCHMARKS.md).
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
@@ -24,8 +26,8 @@ const SHARDS: usize = 32;
 /// Per-entry cost beyond key and value bytes: hash-table slot (with the
 /// table's spare capacity), `String` and `Vec` headers, allocator rounding.
 /// Measured, not guessed: a million captchas (46-byte key, 32-byte MAC) grow
-/// the process by about 242 bytes each (`examples/store_memory.rs`), so the
-/// bound is a bound on real memory.
+/// the process by about 246 bytes each (`examples/store_memory.rs`, glibc),
+/// so the bound is a bound on real memory.
 const ENTRY_OVERHEAD: usize = 168;
 
 #[derive(Debug)]
