@@ -72,13 +72,15 @@ hashes = [r for r in rows if r.get("service") == "argon2id"]
 if hashes:
     h = hashes[0]
     bound = cores / h["median_ms"] * 1000
-    print(f"- argon2id (m={h['memory_kib']} KiB, t={h['iterations']}, p={h['parallelism']}): "
-          f"one hash {h['median_ms']:.1f} ms median (min {h['min_ms']:.1f}); {cores} cores ÷ that = "
-          f"**{bound:.1f} hashes/s**, the ceiling for registrations.")
+    strict = cores / h["min_ms"] * 1000
+    print(f"- argon2id (m={h['memory_kib']} KiB, t={h['iterations']}, p={h['parallelism']}), one hash alone: "
+          f"{h['median_ms']:.1f} ms median, {h['min_ms']:.1f} ms fastest. {cores} cores ÷ that = "
+          f"{bound:.1f} hashes/s (median), **{strict:.1f}/s** (fastest, the strict ceiling).")
     for service in services[1:]:
         s = summary(service, "register")
         if s:
-            print(f"  - {service} register: {s['rate']:.1f}/s = **{s['rate'] / bound * 100:.0f} %** of that ceiling.")
+            print(f"  - {service} register: {s['rate']:.1f}/s = {s['rate'] / bound * 100:.0f} % of the median "
+                  f"ceiling, **{s['rate'] / strict * 100:.0f} %** of the strict one.")
 over = summary("phoneauth-embedded-overload", "register")
 if over:
     fails = ", ".join(f"{k}: {v}" for k, v in over["failures"].items()) or "none"
