@@ -20,6 +20,7 @@ use crate::http::{
 use crate::limits::Limits;
 use crate::passwords::PasswordHasher;
 use crate::secret::ServerSecret;
+use crate::server::ConnectionRules;
 use crate::sms::aliyun::Aliyun;
 use crate::sms::cloopen::Cloopen;
 use crate::sms::http as sms_http;
@@ -48,6 +49,7 @@ pub struct App {
     admin: Option<(TcpListener, axum::Router)>,
     admin_addr: Option<SocketAddr>,
     shutdown_grace: Duration,
+    connections: ConnectionRules,
 }
 
 impl App {
@@ -84,7 +86,9 @@ impl App {
             captcha_ttl: Duration::from_secs(config.captcha.ttl_secs),
             code_ttl: Duration::from_secs(config.sms.code_ttl_secs),
             max_guesses: config.sms.max_guesses,
-            session_ttl: Duration::from_secs(config.session.ttl_secs),
+            session_ttl: Duration::from_secs(config.sessions.ttl_secs),
+            max_sessions_per_user: config.sessions.max_per_user as usize,
+            steps_require_token: config.compat.steps_require_token,
             expose_secrets: config.dev.expose_secrets,
             mobile_policy: MobilePolicy::new(&config.phone.allowed_regions.0)
                 .map_err(anyhow::Error::msg)?,
@@ -109,7 +113,7 @@ impl App {
             trusted: TrustedProxies(Arc::new(config.server.trusted_proxies.0.clone())),
             cookies: CookiePolicy {
                 secure: config.server.secure_cookies,
-                max_age_secs: config.session.ttl_secs,
+                max_age_secs: config.sessions.ttl_secs,
             },
             steps_require_captcha: config.compat.steps_require_captcha,
         };
@@ -118,8 +122,11 @@ impl App {
             RouterOptions {
                 csrf: CsrfPolicy {
                     require_token: config.csrf.require_token,
+                    https: config.server.secure_cookies,
+                    trusted: TrustedProxies(Arc::new(config.server.trusted_proxies.0.clone())),
                 },
                 max_body_bytes: config.server.max_body_bytes,
+                body_timeout: config.server.body_timeout.0,
                 dev_hooks: config.dev.expose_secrets,
                 route_sets: config.compat.routes.0.clone(),
                 pages: pages(&config)?,
@@ -149,6 +156,7 @@ impl App {
             admin,
             admin_addr,
             shutdown_grace: Duration::from_secs(config.server.shutdown_grace_secs),
+            connections: ConnectionRules::from_config(&config.server),
         })
     }
 
@@ -187,31 +195,15 @@ impl App {
         }
         // Once `stop` fires the listener closes (new connections are
         // refused) and in-flight requests finish, for at most the grace time.
-        let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
-        let serve = axum::serve(
+        crate::server::serve(
             self.listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
+            self.router,
+            self.connections,
+            stop,
+            self.shutdown_grace,
         )
-        .with_graceful_shutdown(async move {
-            stop.await;
-            let _ = stopped_tx.send(());
-        });
-        let grace = self.shutdown_grace;
-        let deadline = async move {
-            if stopped_rx.await.is_ok() {
-                tokio::time::sleep(grace).await;
-            } else {
-                std::future::pending::<()>().await;
-            }
-        };
-        tokio::select! {
-            result = serve => result,
-            () = deadline => {
-                tracing::warn!(grace_secs = grace.as_secs(), "requests still in flight after the shutdown grace time; exiting");
-                Ok(())
-            }
-        }
+        .await;
+        Ok(())
     }
 }
 
@@ -260,6 +252,14 @@ fn pages(config: &Config) -> anyhow::Result<Pages> {
     };
     let static_dir = open("web.static_dir", &config.web.static_dir)?;
     let pages_dir = open("web.pages_dir", &config.web.pages_dir)?;
+    for (key, dir) in [
+        ("web.static_dir", &config.web.static_dir),
+        ("web.pages_dir", &config.web.pages_dir),
+    ] {
+        if let Some(dir) = dir {
+            refuse_private_files(config, key, dir)?;
+        }
+    }
     Ok(if static_dir.is_none() && pages_dir.is_none() {
         Pages::Builtin
     } else {
@@ -268,6 +268,35 @@ fn pages(config: &Config) -> anyhow::Result<Pages> {
             pages_dir,
         }
     })
+}
+
+/// A served folder must not hold the database, its journals, the secret
+/// file or logs (SPEC §5): refuse to start, naming what was found.
+fn refuse_private_files(config: &Config, key: &str, dir: &std::path::Path) -> anyhow::Result<()> {
+    let root = dir.canonicalize()?;
+    let mut found: Vec<std::path::PathBuf> = crate::http::private_files_in(&root);
+    let own = config
+        .sqlite_file()
+        .into_iter()
+        .chain(config.embedded_secret_path());
+    for path in own {
+        let absolute = std::path::absolute(&path).unwrap_or(path);
+        let parent = absolute.parent().and_then(|p| p.canonicalize().ok());
+        if parent.is_some_and(|p| p.starts_with(&root)) && !found.contains(&absolute) {
+            found.push(absolute);
+        }
+    }
+    if found.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<String> = found.iter().take(5).map(|p| p.display().to_string()).collect();
+    bail!(
+        "{key} = {} holds files that must never be served ({}{}): move the database \
+         (database.url) and the secret file out of the served folder, or serve another folder",
+        dir.display(),
+        names.join(", "),
+        if found.len() > 5 { ", …" } else { "" }
+    )
 }
 
 /// The configured secret; otherwise, in embedded mode, one generated and kept
@@ -338,6 +367,14 @@ fn warn_about_development_settings(config: &Config) {
         tracing::warn!(
             "DEVELOPMENT ONLY: sms.provider = \"log\" writes codes to the log and sends nothing. \
              Configure a real provider before anyone depends on this instance."
+        );
+    }
+    let steps_on = config.compat.routes.0.iter().any(|r| r == "steps");
+    if steps_on && !config.compat.steps_require_captcha {
+        tracing::warn!(
+            "ROUTE SET `steps` WITHOUT A CAPTCHA: anyone can make phoneauth text any number \
+             (POST /register-step-1), within the send limits only. Set \
+             compat.steps_require_captcha = true unless the app cannot show a captcha."
         );
     }
     if config.dev.expose_secrets {

@@ -26,7 +26,9 @@ pub struct Config {
     pub captcha: CaptchaConfig,
     pub limits: LimitsConfig,
     pub password: PasswordConfig,
-    pub session: SessionConfig,
+    /// Sessions (`[sessions]`; the earlier name `[session]` is still read).
+    #[serde(alias = "session")]
+    pub sessions: SessionConfig,
     pub phone: PhoneConfig,
     pub csrf: CsrfConfig,
     pub compat: CompatConfig,
@@ -50,6 +52,18 @@ pub struct ServerConfig {
     /// After SIGTERM/SIGINT, how long in-flight requests may take before the
     /// process exits anyway.
     pub shutdown_grace_secs: u64,
+    /// A request's header must arrive within this long of the connection
+    /// waiting for it.
+    pub header_timeout: Seconds,
+    /// A request's whole body must arrive within this long.
+    pub body_timeout: Seconds,
+    /// A keep-alive connection with no request in flight closes after this.
+    pub idle_timeout: Seconds,
+    /// Open connections at once; 0: derived from the open-file limit.
+    pub max_connections: usize,
+    /// Open connections at once from one address (trusted proxies are
+    /// exempt); 0: a quarter of `max_connections`, between 8 and 256.
+    pub max_connections_per_ip: usize,
 }
 
 impl Default for ServerConfig {
@@ -62,6 +76,11 @@ impl Default for ServerConfig {
             secret: Secret::default(),
             max_body_bytes: 16 * 1024,
             shutdown_grace_secs: 20,
+            header_timeout: Seconds::secs(10),
+            body_timeout: Seconds::secs(10),
+            idle_timeout: Seconds::secs(60),
+            max_connections: 0,
+            max_connections_per_ip: 0,
         }
     }
 }
@@ -296,7 +315,11 @@ pub struct LimitsConfig {
     pub sms_cooldown_secs: u64,
     pub sms_per_mobile_per_day: u64,
     pub sms_budget_per_day: u64,
+    /// Failed logins per mobile number in the window.
     pub login_failures: u64,
+    /// Failed logins per client address in the window (generous: carrier-grade
+    /// NAT puts thousands behind one address).
+    pub login_failures_per_ip: u64,
     pub login_window_secs: u64,
 }
 
@@ -310,6 +333,7 @@ impl Default for LimitsConfig {
             sms_per_mobile_per_day: 10,
             sms_budget_per_day: 10_000,
             login_failures: 5,
+            login_failures_per_ip: 50,
             login_window_secs: 600,
         }
     }
@@ -347,11 +371,16 @@ impl Default for PasswordConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct SessionConfig {
     pub ttl_secs: u64,
+    /// Live sessions one user may hold; a new one ends the oldest.
+    pub max_per_user: u32,
 }
 
 impl Default for SessionConfig {
     fn default() -> Self {
-        Self { ttl_secs: 86_400 }
+        Self {
+            ttl_secs: 86_400,
+            max_per_user: 10,
+        }
     }
 }
 
@@ -373,6 +402,8 @@ pub struct CsrfConfig {
 pub struct CompatConfig {
     pub routes: StringList,
     pub steps_require_captcha: bool,
+    /// Steps 3 and 4 must present step 2's `step_token`.
+    pub steps_require_token: bool,
 }
 
 impl Default for CompatConfig {
@@ -380,6 +411,7 @@ impl Default for CompatConfig {
         Self {
             routes: StringList(vec!["ihome".into()]),
             steps_require_captcha: false,
+            steps_require_token: false,
         }
     }
 }
@@ -499,6 +531,111 @@ impl Serialize for CidrList {
     }
 }
 
+/// `PHONEAUTH_<SECTION>__<KEY>` variables, each value kept as the string it
+/// is. figment's own `Env` guesses types, which turns `+15005550006` into a
+/// number and `0123` into `123`; here the key's type decides, at extraction.
+struct StringEnv {
+    inner: Env,
+}
+
+impl StringEnv {
+    fn prefixed(prefix: &'static str) -> Self {
+        Self {
+            inner: Env::prefixed(prefix).split("__"),
+        }
+    }
+}
+
+impl figment::Provider for StringEnv {
+    fn metadata(&self) -> figment::Metadata {
+        self.inner.metadata()
+    }
+
+    fn data(
+        &self,
+    ) -> Result<figment::value::Map<figment::Profile, figment::value::Dict>, figment::Error> {
+        let mut dict = figment::value::Dict::new();
+        for (key, value) in self.inner.iter() {
+            let nested = figment::util::nest(key.as_str(), figment::value::Value::from(value));
+            if let Some(d) = nested.into_dict() {
+                merge_into(&mut dict, d);
+            }
+        }
+        Ok(figment::Profile::Default.collect(dict))
+    }
+}
+
+/// Adds `from` to `into`, nested tables merged key by key.
+fn merge_into(into: &mut figment::value::Dict, from: figment::value::Dict) {
+    use figment::value::Value;
+    for (k, v) in from {
+        match (into.get_mut(&k), v) {
+            (Some(Value::Dict(_, existing)), Value::Dict(_, nested)) => {
+                merge_into(existing, nested);
+            }
+            (_, v) => {
+                into.insert(k, v);
+            }
+        }
+    }
+}
+
+/// A duration written as whole seconds (`10`) or with a unit (`10s`,
+/// `500ms`, `2m`); printed with its unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seconds(pub std::time::Duration);
+
+impl Seconds {
+    pub const fn secs(n: u64) -> Self {
+        Self(std::time::Duration::from_secs(n))
+    }
+
+    fn parse(s: &str) -> Option<std::time::Duration> {
+        let s = s.trim();
+        let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+        let (num, unit) = s.split_at(split);
+        let n: u64 = num.parse().ok()?;
+        let ms = match unit.trim() {
+            "" | "s" => n.checked_mul(1_000)?,
+            "ms" => n,
+            "m" | "min" => n.checked_mul(60_000)?,
+            "h" => n.checked_mul(3_600_000)?,
+            _ => return None,
+        };
+        Some(std::time::Duration::from_millis(ms))
+    }
+}
+
+impl<'de> Deserialize<'de> for Seconds {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(u64),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::N(n) => Ok(Self::secs(n)),
+            Raw::S(s) => Self::parse(&s).map(Self).ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "{s:?} is not a duration (seconds, or a number with s, ms, m or h)"
+                ))
+            }),
+        }
+    }
+}
+
+impl Serialize for Seconds {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let ms = self.0.as_millis();
+        if ms % 1_000 == 0 {
+            s.serialize_str(&format!("{}s", ms / 1_000))
+        } else {
+            s.serialize_str(&format!("{ms}ms"))
+        }
+    }
+}
+
 /// A credential. Prints and serialises as `<redacted>` when set. Numbers are
 /// accepted too, because an environment variable of digits arrives as one.
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -567,8 +704,11 @@ impl Config {
     /// Loads the layers. `file`: the `--config` path; without it
     /// `phoneauth.toml` is read when present.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        // Lossy: every environment value arrives as a string (see
+        // [`StringEnv`]) and becomes a number or a boolean only where the key
+        // is one; string keys keep exactly what was written.
         Self::figment(file)?
-            .extract::<Config>()
+            .extract_lossy::<Config>()
             .map_err(|e| ConfigError::Figment(Box::new(e)))
             .and_then(|c| c.validated())
     }
@@ -587,7 +727,7 @@ impl Config {
             None if Path::new(DEFAULT_FILE).exists() => fig = fig.merge(Toml::file(DEFAULT_FILE)),
             None => {}
         }
-        Ok(fig.merge(Env::prefixed("PHONEAUTH_").split("__")))
+        Ok(fig.merge(StringEnv::prefixed("PHONEAUTH_")))
     }
 
     /// Checks what types alone cannot; every message names its key.
@@ -615,13 +755,21 @@ impl Config {
         positive("limits.sms_per_mobile_per_day", l.sms_per_mobile_per_day);
         positive("limits.sms_budget_per_day", l.sms_budget_per_day);
         positive("limits.login_failures", l.login_failures);
+        positive("limits.login_failures_per_ip", l.login_failures_per_ip);
         positive("limits.login_window_secs", l.login_window_secs);
         positive("sms.code_ttl_secs", self.sms.code_ttl_secs);
         positive("sms.max_guesses", u64::from(self.sms.max_guesses));
         positive("sms.connect_timeout_ms", self.sms.connect_timeout_ms);
         positive("sms.timeout_ms", self.sms.timeout_ms);
         positive("captcha.ttl_secs", self.captcha.ttl_secs);
-        positive("session.ttl_secs", self.session.ttl_secs);
+        positive("sessions.ttl_secs", self.sessions.ttl_secs);
+        positive(
+            "sessions.max_per_user",
+            u64::from(self.sessions.max_per_user),
+        );
+        positive("server.header_timeout", self.server.header_timeout.0.as_millis() as u64);
+        positive("server.body_timeout", self.server.body_timeout.0.as_millis() as u64);
+        positive("server.idle_timeout", self.server.idle_timeout.0.as_millis() as u64);
         positive("store.memory_max_mb", self.store.memory_max_mb as u64);
         positive("server.max_body_bytes", self.server.max_body_bytes as u64);
         positive("store.timeout_ms", self.store.timeout_ms);
@@ -796,6 +944,11 @@ impl Config {
         shown.store.url = redact_url(&self.store.url);
         shown.database.url = redact_url(&self.database.url);
         toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot print: {e}\n"))
+    }
+
+    /// The SQLite database file, when the database is one.
+    pub fn sqlite_file(&self) -> Option<PathBuf> {
+        sqlite_path(&self.database.url)
     }
 
     /// Where embedded mode keeps its generated secret: beside the SQLite file.

@@ -19,7 +19,7 @@ use crate::limits::{ClientKey, LimitError, Limits, Refusal, Scope};
 use crate::meter;
 use crate::passwords::{HashError, PasswordHasher};
 use crate::secret::{self, ServerSecret};
-use crate::sms::{SmsChain, SmsError, SmsMessage};
+use crate::sms::{SmsChain, SmsError, SmsErrorKind, SmsMessage};
 use crate::store::{CodeCheck, SharedStore, StoreError, keys};
 use crate::users::{NewUser, RepoError, SharedUserRepo, User};
 
@@ -30,6 +30,10 @@ pub struct FlowSettings {
     pub code_ttl: Duration,
     pub max_guesses: u32,
     pub session_ttl: Duration,
+    /// Live sessions per user; a new one ends the oldest beyond it.
+    pub max_sessions_per_user: usize,
+    /// `compat.steps_require_token`: steps 3 and 4 must present the token.
+    pub steps_require_token: bool,
     pub expose_secrets: bool,
     pub mobile_policy: MobilePolicy,
     pub password_policy: PasswordPolicy,
@@ -91,6 +95,8 @@ pub enum FlowError {
     Busy,
     #[error("registration step missing: {0:?}")]
     StepMissing(Step),
+    #[error("step token missing or wrong")]
+    StepToken,
     #[error("internal: {0}")]
     Internal(String),
 }
@@ -122,9 +128,10 @@ impl FlowError {
             FlowError::CaptchaMissing | FlowError::CodeMissing | FlowError::StepMissing(_) => {
                 Errno::NoData
             }
-            FlowError::CaptchaWrong | FlowError::CodeWrong { .. } | FlowError::BadCredentials => {
-                Errno::DataErr
-            }
+            FlowError::CaptchaWrong
+            | FlowError::CodeWrong { .. }
+            | FlowError::BadCredentials
+            | FlowError::StepToken => Errno::DataErr,
             FlowError::MobileTaken => Errno::DataExist,
             FlowError::UserDisabled | FlowError::UserMissing => Errno::UserErr,
             FlowError::NotLoggedIn => Errno::SessionErr,
@@ -217,6 +224,10 @@ impl FlowError {
             FlowError::StepMissing(Step::Password) => pick(
                 "请先设置密码（第三步），密码在120秒内有效",
                 "Set the password first (step 3); it holds for 120 seconds",
+            ),
+            FlowError::StepToken => pick(
+                "步骤令牌缺失或错误，请使用第二步返回的 step_token",
+                "The step token is missing or wrong: send the step_token from step 2",
             ),
             FlowError::Internal(_) => pick("内部错误", "Internal error"),
         }
@@ -432,6 +443,13 @@ impl Flow {
 
         match self.sms.send(&msg).await {
             Ok(_) => Ok(()),
+            Err(e) if e.kind == SmsErrorKind::Unknown => {
+                // It may have arrived: keep the code, the cooldown and every
+                // counter, as for a message sent (SPEC §5).
+                tracing::warn!(provider = e.provider, mobile = %mobile,
+                    "SMS outcome unknown; treated as sent");
+                Ok(())
+            }
             Err(e) => {
                 // Withdraw the code: a code nobody received must not be guessable.
                 if let Err(se) = self.store.delete(&code_key).await {
@@ -523,39 +541,53 @@ impl Flow {
     }
 
     /// Checks credentials. Unknown numbers and wrong passwords look the same
-    /// and cost the same (a dummy hash is verified).
+    /// and cost the same (a dummy hash is verified). Only failures count
+    /// toward the login limits (see `limits`).
     pub async fn login(
         &self,
         mobile: &Mobile,
         password: &Password,
         client: &ClientKey,
     ) -> Result<User, FlowError> {
-        if let Err(e) = self.limits.login_attempt(mobile, client).await {
-            if matches!(e, LimitError::Refused(_)) {
-                meter::login("locked");
+        let ticket = match self.limits.login_attempt(mobile, client).await {
+            Ok(t) => t,
+            Err(e) => {
+                if matches!(e, LimitError::Refused(_)) {
+                    meter::login("locked");
+                }
+                return Err(e.into());
             }
-            return Err(e.into());
+        };
+        let checked = async {
+            let user = self.users.by_mobile(mobile).await?;
+            let ok = self
+                .hasher
+                .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
+                .await?;
+            Ok::<_, FlowError>(user.filter(|_| ok))
         }
-        let user = self.users.by_mobile(mobile).await?;
-        let ok = self
-            .hasher
-            .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
-            .await?;
-        match user {
-            Some(user) if ok => {
+        .await;
+        match checked {
+            Ok(Some(user)) => {
+                self.limits.login_succeeded(ticket, mobile).await;
                 if user.disabled {
                     meter::login("disabled");
                     return Err(FlowError::UserDisabled);
                 }
-                self.limits.login_succeeded(mobile, client).await?;
                 meter::login("ok");
                 tracing::info!(user_id = user.id, "login succeeded");
                 Ok(user)
             }
-            _ => {
+            Ok(None) => {
+                let counted = self.limits.login_failed(ticket, mobile, client).await;
                 meter::login("bad_credentials");
                 tracing::info!(mobile = %mobile, "login failed");
+                counted?;
                 Err(FlowError::BadCredentials)
+            }
+            Err(e) => {
+                self.limits.login_abandoned(ticket).await;
+                Err(e)
             }
         }
     }
@@ -570,57 +602,124 @@ impl Flow {
     // ---- sessions ----------------------------------------------------------
 
     /// Starts a session for `user` and returns its id (256 random bits). The
-    /// store holds it under a hash of the id.
+    /// store holds it under a hash of the id, and the user's index lists it;
+    /// beyond `max_sessions_per_user` the oldest sessions end.
     pub async fn start_session(&self, user: &User) -> Result<String, FlowError> {
         let id = secret::random_hex(32);
+        let hash = secret::sha256_hex(id.as_bytes());
         let data = SessionData {
             user_id: user.id,
             name: user.name.clone(),
             mobile: user.mobile.display(),
         };
         let json = serde_json::to_vec(&data).map_err(|e| FlowError::Internal(e.to_string()))?;
-        self.store
-            .set(&session_key(&id), &json, self.settings.session_ttl)
-            .await?;
+        let ttl = self.settings.session_ttl;
+        self.store.set(&keys::session(&hash), &json, ttl).await?;
+        let evicted = self
+            .store
+            .index_add(
+                &keys::user_sessions(user.id),
+                &hash,
+                self.settings.max_sessions_per_user,
+                ttl,
+            )
+            .await;
+        let evicted = match evicted {
+            Ok(e) => e,
+            Err(e) => {
+                // Unlisted, it could be neither capped nor ended with the
+                // others: do not hand it out.
+                let _ = self.store.delete(&keys::session(&hash)).await;
+                return Err(e.into());
+            }
+        };
+        for old in evicted {
+            self.store.delete(&keys::session(&old)).await?;
+            meter::session_evicted();
+        }
         Ok(id)
     }
 
+    /// The session's data, while its user exists and is enabled. A session
+    /// of a deleted or disabled user is ended on sight, with every other
+    /// session of that user. When the database cannot answer, the store's
+    /// word stands (sessions keep working through a database outage).
     pub async fn session(&self, id: &str) -> Result<Option<SessionData>, FlowError> {
         if !is_token_shaped(id) {
             return Ok(None);
         }
+        let Some(data) = self.stored_session(id).await? else {
+            return Ok(None);
+        };
+        match self.users.by_id(data.user_id).await {
+            Ok(Some(user)) if !user.disabled => Ok(Some(data)),
+            Ok(_) => {
+                tracing::info!(user_id = data.user_id, "session of a disabled or deleted user ended");
+                self.end_user_sessions(data.user_id).await?;
+                Ok(None)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "user lookup failed while checking a session; trusting the store");
+                Ok(Some(data))
+            }
+        }
+    }
+
+    async fn stored_session(&self, id: &str) -> Result<Option<SessionData>, FlowError> {
         let v = self.store.get(&session_key(id)).await?;
         Ok(v.and_then(|b| serde_json::from_slice(&b).ok()))
     }
 
     pub async fn end_session(&self, id: &str) -> Result<(), FlowError> {
-        if is_token_shaped(id) {
-            self.store.delete(&session_key(id)).await?;
+        if !is_token_shaped(id) {
+            return Ok(());
         }
+        let hash = secret::sha256_hex(id.as_bytes());
+        if let Some(data) = self.stored_session(id).await? {
+            self.store
+                .index_remove(&keys::user_sessions(data.user_id), &hash)
+                .await?;
+        }
+        self.store.delete(&keys::session(&hash)).await?;
+        Ok(())
+    }
+
+    /// Ends every session of `user_id` (a disabled or deleted account).
+    pub async fn end_user_sessions(&self, user_id: i64) -> Result<(), FlowError> {
+        let index = keys::user_sessions(user_id);
+        for hash in self.store.index_members(&index).await? {
+            self.store.delete(&keys::session(&hash)).await?;
+        }
+        self.store.delete(&index).await?;
         Ok(())
     }
 
     // ---- the four-step registration (route set `steps`) ----------------------
     //
-    // Step 1 is `request_code`. Each later step needs the one before, from the
-    // same client, within `STEP_TTL`; the password is kept only as its hash.
+    // Step 1 is `request_code`. Each later step needs the one before within
+    // `STEP_TTL`, from whoever holds step 2's token, or — for clients that
+    // send none, unless `compat.steps_require_token` — from the address that
+    // verified the number. The password is kept only as its hash.
 
-    /// Step 2: the code checks out; remember which client verified the number.
+    /// Step 2: the code checks out; returns the step token (128 random
+    /// bits) that binds steps 3 and 4 to this client.
     pub async fn steps_verify(
         &self,
         mobile: &Mobile,
         code: &SmsCode,
         client: &ClientKey,
-    ) -> Result<(), FlowError> {
+    ) -> Result<String, FlowError> {
         self.verify_code(mobile, code).await?;
+        let token = secret::random_hex(16);
+        let state = StepsVerified {
+            client: client.as_str().to_owned(),
+            token_hash: secret::sha256_hex(token.as_bytes()),
+        };
+        let json = serde_json::to_vec(&state).map_err(|e| FlowError::Internal(e.to_string()))?;
         self.store
-            .set(
-                &keys::steps_verified(mobile),
-                client.as_str().as_bytes(),
-                STEP_TTL,
-            )
+            .set(&keys::steps_verified(mobile), &json, STEP_TTL)
             .await?;
-        Ok(())
+        Ok(token)
     }
 
     /// Step 3: hash and keep the password.
@@ -628,9 +727,9 @@ impl Flow {
         &self,
         mobile: &Mobile,
         password: &Password,
-        client: &ClientKey,
+        by: &StepsClient<'_>,
     ) -> Result<(), FlowError> {
-        self.steps_require_verified(mobile, client).await?;
+        self.steps_require_verified(mobile, by).await?;
         let hash = self.hasher.hash(password).await?;
         self.store
             .set(&keys::steps_password(mobile), hash.as_bytes(), STEP_TTL)
@@ -643,9 +742,9 @@ impl Flow {
         &self,
         mobile: &Mobile,
         nickname: Option<String>,
-        client: &ClientKey,
+        by: &StepsClient<'_>,
     ) -> Result<User, FlowError> {
-        self.steps_require_verified(mobile, client).await?;
+        self.steps_require_verified(mobile, by).await?;
         let hash = self
             .store
             .take(&keys::steps_password(mobile))
@@ -662,21 +761,64 @@ impl Flow {
     async fn steps_require_verified(
         &self,
         mobile: &Mobile,
-        client: &ClientKey,
+        by: &StepsClient<'_>,
     ) -> Result<(), FlowError> {
-        let by = self.store.get(&keys::steps_verified(mobile)).await?;
-        match by {
-            Some(c) if c == client.as_str().as_bytes() => Ok(()),
-            _ => Err(FlowError::StepMissing(Step::Verified)),
+        let state: Option<StepsVerified> = self
+            .store
+            .get(&keys::steps_verified(mobile))
+            .await?
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        let Some(state) = state else {
+            return Err(FlowError::StepMissing(Step::Verified));
+        };
+        match by.token {
+            Some(token) => {
+                let given = secret::sha256_hex(token.as_bytes());
+                if bool::from(given.as_bytes().ct_eq(state.token_hash.as_bytes())) {
+                    Ok(())
+                } else {
+                    Err(FlowError::StepToken)
+                }
+            }
+            None if self.settings.steps_require_token => Err(FlowError::StepToken),
+            None if state.client == by.client.as_str() => Ok(()),
+            None => Err(FlowError::StepMissing(Step::Verified)),
         }
     }
 
+    /// Store and database answer, and a bounded store has room: readiness
+    /// turns 503 at [`READY_FULLNESS`], before the store refuses writes.
     pub async fn ready(&self) -> Result<(), FlowError> {
+        if let Some(full) = self.store.fullness() {
+            meter::store_fullness(full);
+            if full >= READY_FULLNESS {
+                return Err(FlowError::Store(StoreError::Full));
+            }
+        }
         self.store.ping().await?;
         self.users.ping().await?;
         Ok(())
     }
 }
+
+/// Who is taking a step of the four-step registration: its address, and
+/// the step token when it sent one.
+pub struct StepsClient<'a> {
+    pub client: &'a ClientKey,
+    pub token: Option<&'a str>,
+}
+
+/// What step 2 leaves for steps 3 and 4.
+#[derive(Serialize, Deserialize)]
+struct StepsVerified {
+    client: String,
+    /// SHA-256 of the step token: a store dump holds no usable token.
+    token_hash: String,
+}
+
+/// The share of a bounded store's room at which this instance stops
+/// calling itself ready.
+pub const READY_FULLNESS: f64 = 0.9;
 
 /// How long each step of the four-step registration waits for the next.
 const STEP_TTL: Duration = Duration::from_secs(120);

@@ -13,6 +13,7 @@ pub mod limits;
 pub mod meter;
 pub mod passwords;
 pub mod secret;
+pub mod server;
 pub mod sms;
 pub mod store;
 pub mod telemetry;

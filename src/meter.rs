@@ -5,7 +5,7 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use metrics::{counter, histogram};
+use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
@@ -91,4 +91,30 @@ pub fn backend_error(backend: &'static str) {
 
 pub fn registration() {
     counter!("phoneauth_registrations_total").increment(1);
+}
+
+/// A connection was accepted and admitted.
+pub fn connection_opened() {
+    counter!("phoneauth_connections_opened_total").increment(1);
+}
+
+/// A connection was closed at once because a cap was reached (`total` or
+/// `per_ip`).
+pub fn connection_refused(cap: &'static str) {
+    counter!("phoneauth_connections_refused_total", "cap" => cap).increment(1);
+}
+
+/// An idle keep-alive connection was closed.
+pub fn connection_idle_closed() {
+    counter!("phoneauth_connections_idle_closed_total").increment(1);
+}
+
+/// A session ended because its user started more than `sessions.max_per_user`.
+pub fn session_evicted() {
+    counter!("phoneauth_sessions_evicted_total").increment(1);
+}
+
+/// How full the memory store is (0 to 1); readiness fails at 0.9.
+pub fn store_fullness(ratio: f64) {
+    gauge!("phoneauth_store_fullness_ratio").set(ratio);
 }

@@ -1,8 +1,16 @@
 //! Password hashing with argon2id, off the async runtime and bounded: at most
 //! `max_concurrent_hashes` run at once, and a request that cannot get a slot
 //! within the queue timeout is refused instead of piling up.
+//!
+//! Hashes run on a fixed set of threads started once, one per slot, not on
+//! tokio's blocking pool: each argon2id run takes `argon2_memory_kib` (19 MiB
+//! by default), and the allocator keeps what a thread used in that thread's
+//! arena, so a burst spread over hundreds of blocking threads left the
+//! process at 600-865 MB. With a fixed set, memory stays at about one hash
+//! per slot (BENCHMARKS.md).
 
-use std::sync::Arc;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use argon2::{Algorithm, Argon2, Params, PasswordHasher as _, PasswordVerifier as _, Version};
@@ -19,9 +27,13 @@ pub enum HashError {
     Internal(String),
 }
 
+/// Work for a hashing thread; it sends its own answer.
+type Job = Box<dyn FnOnce() + Send + 'static>;
+
 pub struct PasswordHasher {
     params: Params,
     slots: Arc<Semaphore>,
+    jobs: mpsc::Sender<Job>,
     queue_timeout: Duration,
     /// A real hash of a random password, verified against when the user does
     /// not exist so that both cases cost the same.
@@ -43,9 +55,32 @@ impl PasswordHasher {
         };
         let dummy = crate::secret::random_hex(16);
         let dummy_hash = hash_now(&params, &dummy)?;
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let queue = Arc::new(Mutex::new(queue));
+        for i in 0..slots {
+            let queue = queue.clone();
+            std::thread::Builder::new()
+                .name(format!("argon2-{i}"))
+                .spawn(move || {
+                    loop {
+                        // The lock is held only while waiting for the next job.
+                        let job = match queue.lock() {
+                            Ok(q) => q.recv(),
+                            Err(p) => p.into_inner().recv(),
+                        };
+                        match job {
+                            Ok(job) => job(),
+                            // The hasher was dropped: nothing more will come.
+                            Err(_) => return,
+                        }
+                    }
+                })
+                .map_err(|e| HashError::Internal(e.to_string()))?;
+        }
         Ok(Self {
             params,
             slots: Arc::new(Semaphore::new(slots)),
+            jobs,
             queue_timeout: Duration::from_millis(cfg.queue_timeout_ms),
             dummy_hash,
         })
@@ -85,12 +120,19 @@ impl PasswordHasher {
             .await
             .map_err(|_| HashError::Busy)?
             .map_err(|_| HashError::Busy)?;
-        tokio::task::spawn_blocking(move || {
+        let (done, answer) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
             let _permit = permit;
-            work()
-        })
-        .await
-        .map_err(|e| HashError::Internal(e.to_string()))?
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work))
+                .unwrap_or_else(|_| Err(HashError::Internal("password hashing panicked".into())));
+            let _ = done.send(result);
+        });
+        self.jobs
+            .send(job)
+            .map_err(|_| HashError::Internal("the hashing threads are gone".into()))?;
+        answer
+            .await
+            .map_err(|_| HashError::Internal("a hashing thread dropped its work".into()))?
     }
 }
 

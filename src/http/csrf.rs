@@ -1,32 +1,45 @@
 //! CSRF rules of SPEC §2 and the `csrf_token` cookie.
 //!
 //! A state-changing request is refused (403) when the browser marks it as
-//! cross-site, when its `Origin` names another host, or when it carries a
-//! token header that differs from its `csrf_token` cookie. Clients that send
+//! cross-site, when its `Origin` names another host or scheme, or when it
+//! carries a token header that differs from its `csrf_token` cookie. The
+//! request's host is `Host`, or the `:authority` of an HTTP/2 request; its
+//! scheme is the `X-Forwarded-Proto` of a trusted proxy, else `https` when
+//! `server.secure_cookies` says the site is served over HTTPS, else `http`. Clients that send
 //! none of these (curl, apps) pass, unless `csrf.require_token` is set.
 
-use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use subtle::ConstantTimeEq;
 
 use super::envelope;
-use super::extract::{cookie, lang_of};
+use super::extract::{TrustedProxies, cookie, lang_of};
 use crate::domain::{Errno, Lang};
 use crate::secret;
 
 pub const CSRF_COOKIE: &str = "csrf_token";
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct CsrfPolicy {
     pub require_token: bool,
+    /// `server.secure_cookies`: the site is served over HTTPS.
+    pub https: bool,
+    pub trusted: TrustedProxies,
 }
 
 pub async fn layer(State(policy): State<CsrfPolicy>, req: Request, next: Next) -> Response {
     let has_cookie = cookie(req.headers(), CSRF_COOKIE).is_some_and(is_token_shaped);
     let refused = if is_state_changing(req.method()) {
-        check(req.headers(), policy).err()
+        let peer = req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
+        let target = Target::of(req.headers(), req.uri(), peer, &policy);
+        check(req.headers(), &target, policy.require_token).err()
     } else {
         None
     };
@@ -64,7 +77,40 @@ fn is_token_shaped(t: &str) -> bool {
     t.len() == 32 && t.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-fn check(headers: &HeaderMap, policy: CsrfPolicy) -> Result<(), &'static str> {
+/// Where the request was sent: the origin a same-site page would have.
+struct Target<'a> {
+    scheme: &'a str,
+    host: Option<&'a str>,
+}
+
+impl<'a> Target<'a> {
+    fn of(
+        headers: &'a HeaderMap,
+        uri: &'a Uri,
+        peer: Option<std::net::IpAddr>,
+        policy: &CsrfPolicy,
+    ) -> Self {
+        let host = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| uri.authority().map(|a| a.as_str()));
+        let forwarded = peer
+            .filter(|p| policy.trusted.trusts(*p))
+            .and_then(|_| headers.get("x-forwarded-proto"))
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .map(str::trim);
+        let scheme = match forwarded {
+            Some(s) if s.eq_ignore_ascii_case("https") => "https",
+            Some(s) if s.eq_ignore_ascii_case("http") => "http",
+            _ if policy.https => "https",
+            _ => "http",
+        };
+        Self { scheme, host }
+    }
+}
+
+fn check(headers: &HeaderMap, target: &Target<'_>, require_token: bool) -> Result<(), &'static str> {
     if let Some(site) = headers.get("sec-fetch-site") {
         let site = site.to_str().unwrap_or_default();
         if site != "same-origin" && site != "none" {
@@ -72,14 +118,14 @@ fn check(headers: &HeaderMap, policy: CsrfPolicy) -> Result<(), &'static str> {
         }
     }
     if let Some(origin) = headers.get(header::ORIGIN) {
-        let origin_host = origin
+        let origin = origin
             .to_str()
             .ok()
             .and_then(|o| o.split_once("://"))
-            .map(|(_, rest)| rest.trim_end_matches('/'));
-        let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
-        match (origin_host, host) {
-            (Some(o), Some(h)) if o.eq_ignore_ascii_case(h) => {}
+            .map(|(scheme, rest)| (scheme, rest.trim_end_matches('/')));
+        match (origin, target.host) {
+            (Some((scheme, o)), Some(h))
+                if o.eq_ignore_ascii_case(h) && scheme.eq_ignore_ascii_case(target.scheme) => {}
             _ => return Err("origin"),
         }
     }
@@ -90,7 +136,7 @@ fn check(headers: &HeaderMap, policy: CsrfPolicy) -> Result<(), &'static str> {
     match (token, cookie(headers, CSRF_COOKIE)) {
         (Some(t), Some(c)) if bool::from(t.ct_eq(c.as_bytes())) => Ok(()),
         (Some(_), _) => Err("token mismatch"),
-        (None, _) if policy.require_token => Err("token required"),
+        (None, _) if require_token => Err("token required"),
         (None, _) => Ok(()),
     }
 }
@@ -107,9 +153,61 @@ mod tests {
         m
     }
 
-    const OPEN: CsrfPolicy = CsrfPolicy {
-        require_token: false,
-    };
+    const OPEN: bool = false;
+
+    /// The check for a request sent to `/` over a direct connection.
+    fn check(headers: &HeaderMap, require_token: bool) -> Result<(), &'static str> {
+        let uri = Uri::from_static("/");
+        let policy = CsrfPolicy {
+            require_token,
+            https: false,
+            trusted: TrustedProxies::default(),
+        };
+        super::check(headers, &Target::of(headers, &uri, None, &policy), require_token)
+    }
+
+    #[test]
+    fn http2_requests_are_checked_against_their_authority() {
+        let uri: Uri = "http://a.test:8000/api/v1.0/users".parse().expect("uri");
+        let policy = CsrfPolicy {
+            require_token: false,
+            https: false,
+            trusted: TrustedProxies::default(),
+        };
+        let same = h(&[("origin", "http://a.test:8000")]);
+        assert!(super::check(&same, &Target::of(&same, &uri, None, &policy), false).is_ok());
+        let other = h(&[("origin", "http://evil.test")]);
+        assert!(super::check(&other, &Target::of(&other, &uri, None, &policy), false).is_err());
+    }
+
+    #[test]
+    fn the_origin_scheme_must_match() {
+        let host = ("host", "a.test");
+        assert!(check(&h(&[("origin", "https://a.test"), host]), OPEN).is_err());
+        assert!(check(&h(&[("origin", "http://a.test"), host]), OPEN).is_ok());
+        // Behind a trusted TLS proxy the forwarded scheme decides.
+        let uri = Uri::from_static("/");
+        let policy = CsrfPolicy {
+            require_token: false,
+            https: false,
+            trusted: TrustedProxies(std::sync::Arc::new(vec!["10.0.0.0/8".parse().expect("cidr")])),
+        };
+        let proxied = h(&[("origin", "https://a.test"), host, ("x-forwarded-proto", "https")]);
+        let proxy = Some("10.0.0.1".parse().expect("ip"));
+        let t = Target::of(&proxied, &uri, proxy, &policy);
+        assert!(super::check(&proxied, &t, false).is_ok());
+        // A client cannot claim the scheme itself.
+        let stranger = Some("192.0.2.1".parse().expect("ip"));
+        let t = Target::of(&proxied, &uri, stranger, &policy);
+        assert!(super::check(&proxied, &t, false).is_err());
+        // With secure cookies the site is HTTPS.
+        let secure = CsrfPolicy {
+            https: true,
+            ..policy
+        };
+        let plain = h(&[("origin", "https://a.test"), host]);
+        assert!(super::check(&plain, &Target::of(&plain, &uri, None, &secure), false).is_ok());
+    }
 
     #[test]
     fn plain_clients_pass_and_cross_site_browsers_do_not() {
@@ -160,9 +258,7 @@ mod tests {
             .is_err()
         );
         assert!(check(&h(&[("x-csrftoken", tok)]), OPEN).is_err());
-        let strict = CsrfPolicy {
-            require_token: true,
-        };
+        let strict = true;
         assert!(check(&h(&[]), strict).is_err());
     }
 }

@@ -69,13 +69,18 @@ where
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let lang = lang_of(req.headers());
-        let bytes = Bytes::from_request(req, state).await.map_err(|rej| {
+        let deadline = req.extensions().get::<BodyDeadline>().map(|d| d.0);
+        let read = Bytes::from_request(req, state);
+        let read = match deadline {
+            Some(at) => match tokio::time::timeout_at(at, read).await {
+                Ok(r) => r,
+                Err(_) => return Err(body_timed_out(lang)),
+            },
+            None => read.await,
+        };
+        let bytes = read.map_err(|rej| {
             if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                let msg = match lang {
-                    Lang::Zh => "请求数据过大",
-                    Lang::En => "Request body too large",
-                };
-                envelope::plain(StatusCode::PAYLOAD_TOO_LARGE, Errno::ParamErr, msg)
+                super::limits::too_large(lang)
             } else {
                 envelope::error(lang, &FlowError::Param(ParamError::Body))
             }
@@ -84,6 +89,19 @@ where
             .map(JsonBody)
             .ok_or_else(|| envelope::error(lang, &FlowError::Param(ParamError::Body)))
     }
+}
+
+/// When the request body must have arrived (`server.body_timeout` after the
+/// header), set by [`super::limits::layer`].
+#[derive(Debug, Clone, Copy)]
+pub struct BodyDeadline(pub tokio::time::Instant);
+
+fn body_timed_out(lang: Lang) -> Response {
+    let msg = match lang {
+        Lang::Zh => "请求数据超时",
+        Lang::En => "The request body did not arrive in time",
+    };
+    envelope::plain(StatusCode::REQUEST_TIMEOUT, Errno::ParamErr, msg)
 }
 
 fn parse_object<T: DeserializeOwned>(bytes: &[u8]) -> Option<T> {
@@ -103,7 +121,7 @@ fn parse_object<T: DeserializeOwned>(bytes: &[u8]) -> Option<T> {
 pub struct TrustedProxies(pub std::sync::Arc<Vec<IpNet>>);
 
 impl TrustedProxies {
-    fn trusts(&self, ip: IpAddr) -> bool {
+    pub fn trusts(&self, ip: IpAddr) -> bool {
         let ip = canonical(ip);
         self.0.iter().any(|n| n.contains(&ip))
     }
@@ -126,7 +144,7 @@ impl TrustedProxies {
         for hop in hops.into_iter().rev() {
             // A hop we cannot read ends the walk: skipping it would let the
             // entries to its left, which the client wrote, decide.
-            let Ok(ip) = hop.parse::<IpAddr>() else { break };
+            let Some(ip) = parse_hop(hop) else { break };
             client = canonical(ip);
             if !self.trusts(client) {
                 break;
@@ -134,6 +152,18 @@ impl TrustedProxies {
         }
         client
     }
+}
+
+/// One `X-Forwarded-For` hop: an address, with or without a port
+/// (`203.0.113.7:5555`, `[2001:db8::1]:443`), as load balancers write them.
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    hop.parse::<IpAddr>()
+        .ok()
+        .or_else(|| hop.parse::<SocketAddr>().ok().map(|s| s.ip()))
+        .or_else(|| {
+            // `[2001:db8::1]` without a port.
+            hop.strip_prefix('[')?.strip_suffix(']')?.parse().ok()
+        })
 }
 
 fn canonical(ip: IpAddr) -> IpAddr {
@@ -228,8 +258,19 @@ mod tests {
             "203.0.113.9".parse::<IpAddr>().expect("ip")
         );
         assert_eq!(tp.client_ip(proxy, &headers(&[])), proxy);
+        // Hops with ports are read as their address.
+        let ported = headers(&[("x-forwarded-for", "198.51.100.7, 203.0.113.9:51234")]);
+        assert_eq!(
+            tp.client_ip(proxy, &ported),
+            "203.0.113.9".parse::<IpAddr>().expect("ip")
+        );
+        let v6 = headers(&[("x-forwarded-for", "[2001:db8::7]:443")]);
+        assert_eq!(
+            tp.client_ip(proxy, &v6),
+            "2001:db8::7".parse::<IpAddr>().expect("ip")
+        );
         // An unreadable hop stops the walk at the last trusted address.
-        let odd = headers(&[("x-forwarded-for", "198.51.100.7, 203.0.113.9:51234")]);
+        let odd = headers(&[("x-forwarded-for", "198.51.100.7, unknown")]);
         assert_eq!(tp.client_ip(proxy, &odd), proxy);
     }
 

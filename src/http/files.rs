@@ -4,7 +4,10 @@
 //! Files are served only from inside their folder: a path with `..`, `.`,
 //! empty or backslash segments is refused, and the resolved path (symlinks
 //! followed) must still lie inside the folder's resolved root. Directories are
-//! never listed. Every miss is the same JSON 404.
+//! never listed. Files that hold secrets by their kind (databases and their
+//! journals, secret files, logs) are never served, and the server refuses to
+//! start when a served folder holds the database or the secret file (see
+//! `app::pages`). Every miss is the same JSON 404.
 
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
@@ -38,6 +41,9 @@ impl Folder {
             Component::Normal(name) => !name.to_string_lossy().starts_with('.'),
             _ => false,
         });
+        if is_private_file(rel) {
+            return None;
+        }
         if !clean || rel.as_os_str().is_empty() || rel.to_string_lossy().contains('\\') {
             return None;
         }
@@ -58,6 +64,46 @@ impl Folder {
             Err(_) => not_found(),
         }
     }
+}
+
+/// Names that hold secrets by their kind: databases and their journals,
+/// secret files, logs.
+pub fn is_private_file(path: &Path) -> bool {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    const SUFFIXES: &[&str] = &[
+        ".db", ".sqlite", ".sqlite3", "-wal", "-shm", "-journal", ".secret", ".log",
+    ];
+    SUFFIXES.iter().any(|s| name.ends_with(s))
+}
+
+/// The files under `dir` that must never be served (see
+/// [`is_private_file`]), looked for a bounded number of entries deep.
+pub fn private_files_in(dir: &Path) -> Vec<PathBuf> {
+    const MAX_ENTRIES: usize = 20_000;
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    let mut seen = 0;
+    while let Some(d) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            seen += 1;
+            if seen > MAX_ENTRIES {
+                return found;
+            }
+            let path = entry.path();
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => pending.push(path),
+                Ok(_) if is_private_file(&path) => found.push(path),
+                _ => {}
+            }
+        }
+    }
+    found
 }
 
 fn not_found() -> Response {

@@ -9,6 +9,7 @@ mod envelope;
 mod extract;
 mod files;
 mod ihome;
+mod limits;
 mod passport;
 mod session;
 mod steps;
@@ -32,7 +33,7 @@ use utoipa_axum::routes;
 
 pub use csrf::CsrfPolicy;
 pub use extract::TrustedProxies;
-pub use files::Folder;
+pub use files::{Folder, private_files_in};
 pub use session::CookiePolicy;
 
 use crate::domain::{Errno, Lang};
@@ -93,6 +94,8 @@ impl AppState {
 pub struct RouterOptions {
     pub csrf: CsrfPolicy,
     pub max_body_bytes: usize,
+    /// `server.body_timeout`: the whole body must arrive within it.
+    pub body_timeout: std::time::Duration,
     pub dev_hooks: bool,
     /// Route sets from `compat.routes`; `ihome` is always served.
     pub route_sets: Vec<String>,
@@ -151,9 +154,19 @@ pub fn router(state: AppState, opts: RouterOptions) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(opts.max_body_bytes))
+        .layer(middleware::from_fn_with_state(
+            limits::BodyRules {
+                max_bytes: opts.max_body_bytes,
+                timeout: opts.body_timeout,
+            },
+            limits::layer,
+        ))
         .layer(middleware::from_fn_with_state(opts.csrf, csrf::layer))
         .layer(CatchPanicLayer::custom(panic_response))
-        .layer(middleware::from_fn(trace::layer))
+        .layer(middleware::from_fn_with_state(
+            state.trusted.clone(),
+            trace::layer,
+        ))
         .with_state(state)
 }
 
@@ -207,6 +220,9 @@ async fn healthz() -> Response {
     envelope::json_response(StatusCode::OK, &json!({ "status": "ok" }))
 }
 
+/// `/readyz` answers within this, whatever hangs.
+const READY_PROBE_BOUND: std::time::Duration = std::time::Duration::from_millis(1_800);
+
 /// Store and database answer; 503 when either does not.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses(
@@ -214,7 +230,15 @@ async fn healthz() -> Response {
         (status = 503, description = "One of them does not (named in `failing`)", body = docs::Health),
     ))]
 async fn readyz(State(s): State<AppState>) -> Response {
-    match s.flow.ready().await {
+    // Probes share one bound, so the answer always comes within it.
+    let probed = tokio::time::timeout(READY_PROBE_BOUND, s.flow.ready())
+        .await
+        .unwrap_or_else(|_| {
+            Err(FlowError::Store(crate::store::StoreError::Unavailable(
+                "readiness probe timed out".into(),
+            )))
+        });
+    match probed {
         Ok(()) => envelope::json_response(StatusCode::OK, &json!({ "status": "ready" })),
         Err(e) => {
             tracing::warn!(error = %e, "not ready");

@@ -18,7 +18,7 @@ use super::extract::{Client, JsonBody, lang_of};
 use super::ihome::profile;
 use super::{AppState, actions};
 use crate::domain::Lang;
-use crate::flow::{self, FlowError, ParamError};
+use crate::flow::{self, FlowError, ParamError, StepsClient};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -41,7 +41,8 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Body<T> {
         let lang = lang_of(req.headers());
         match JsonBody::<T>::from_request(req, state).await {
             Ok(JsonBody(b)) => Ok(Body(b)),
-            Err(resp) if resp.status().as_u16() == 413 => Err(resp),
+            // Transport answers (413, 408) keep their status.
+            Err(resp) if matches!(resp.status().as_u16(), 408 | 413) => Err(resp),
             Err(_) => Err(envelope::steps_error(
                 lang,
                 &FlowError::Param(ParamError::Body),
@@ -116,7 +117,8 @@ struct Step2 {
     validate_number: Option<String>,
 }
 
-/// Step 2: check the code; the verification holds 120 s for this client.
+/// Step 2: check the code; the verification holds 120 s for the holder of
+/// the returned `step_token` (or, without one, for this client address).
 #[utoipa::path(post, path = "/register-step-2", tag = "steps", request_body = Step2,
     responses(
         (status = 200, description = "code 1 on success; code 0 with the reason otherwise (Retry-After on limits)", body = StepsReply),
@@ -132,8 +134,8 @@ async fn step2(
     let result = async {
         let mobile = s.flow.parse_mobile(b.phone_number.as_deref())?;
         let code = flow::parse_sms_code(b.validate_number.as_deref())?;
-        s.flow.steps_verify(&mobile, &code, &client).await?;
-        Ok((VERIFIED, None))
+        let token = s.flow.steps_verify(&mobile, &code, &client).await?;
+        Ok((VERIFIED, Some(("step_token", Value::String(token)))))
     }
     .await;
     reply(lang, result)
@@ -144,6 +146,8 @@ struct Step3 {
     phone_number: Option<String>,
     password: Option<String>,
     password_confirm: Option<String>,
+    /// Step 2's `step_token` (or header `Step-Token`).
+    step_token: Option<String>,
 }
 
 /// Step 3: the password (kept only as its hash, 120 s).
@@ -157,8 +161,13 @@ async fn step3(
     State(s): State<AppState>,
     lang: Lang,
     Client(client): Client,
+    headers: HeaderMap,
     Body(b): Body<Step3>,
 ) -> Response {
+    let by = StepsClient {
+        client: &client,
+        token: step_token(b.step_token.as_deref(), &headers),
+    };
     let result = async {
         let mobile = s.flow.parse_mobile(b.phone_number.as_deref())?;
         let confirm = flow::present(b.password_confirm.as_deref(), "password_confirm")?;
@@ -166,7 +175,7 @@ async fn step3(
             .flow
             .parse_new_password(b.password.as_deref(), Some(confirm))?;
         s.flow
-            .steps_set_password(&mobile, &password, &client)
+            .steps_set_password(&mobile, &password, &by)
             .await?;
         Ok((PASSWORD_SET, None))
     }
@@ -178,6 +187,8 @@ async fn step3(
 struct Step4 {
     phone_number: Option<String>,
     nickname: Option<String>,
+    /// Step 2's `step_token` (or header `Step-Token`).
+    step_token: Option<String>,
 }
 
 /// Step 4: create the user.
@@ -191,12 +202,17 @@ async fn step4(
     State(s): State<AppState>,
     lang: Lang,
     Client(client): Client,
+    headers: HeaderMap,
     Body(b): Body<Step4>,
 ) -> Response {
+    let by = StepsClient {
+        client: &client,
+        token: step_token(b.step_token.as_deref(), &headers),
+    };
     let result = async {
         let mobile = s.flow.parse_mobile(b.phone_number.as_deref())?;
         let nickname = flow::parse_nickname(b.nickname.as_deref())?;
-        let user = s.flow.steps_finish(&mobile, nickname, &client).await?;
+        let user = s.flow.steps_finish(&mobile, nickname, &by).await?;
         Ok((actions::REGISTERED, Some(("data", profile(&user)))))
     }
     .await;
@@ -233,6 +249,13 @@ async fn login(
     }
     .await;
     reply(lang, result)
+}
+
+/// Step 2's token, from the body or the `Step-Token` header; empty is none.
+fn step_token<'a>(body: Option<&'a str>, headers: &'a HeaderMap) -> Option<&'a str> {
+    body.or_else(|| headers.get("step-token").and_then(|v| v.to_str().ok()))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
 }
 
 fn token(headers: &HeaderMap) -> Option<&str> {

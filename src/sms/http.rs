@@ -1,6 +1,8 @@
 //! What the vendor clients share: one HTTP client with connect and total
 //! timeouts, a bounded read of the answer, and the mapping of transport
-//! failures (connection refused, timeout, HTTP 5xx) to transient errors.
+//! failures: no connection (refused, connect timeout) and HTTP 5xx are
+//! transient; a request that left and got no whole answer (timed out, cut
+//! off) has an unknown outcome.
 //! Request URLs are never logged: Cloopen carries its signature in the URL.
 
 use std::time::Duration;
@@ -53,21 +55,19 @@ pub fn error(provider: &'static str, kind: SmsErrorKind, detail: impl Into<Strin
     }
 }
 
-/// Sends and reads the answer; a failure to get one is transient.
+/// Sends and reads the answer. Without a connection the failure is
+/// transient; once the request may have left, a missing answer leaves the
+/// outcome unknown.
 pub async fn send(provider: &'static str, req: RequestBuilder) -> Result<Answer, SmsError> {
     let resp = req.send().await.map_err(|e| {
-        let what = if e.is_timeout() {
-            "timed out"
-        } else if e.is_connect() {
-            "could not connect"
+        let (kind, what) = if e.is_connect() {
+            (SmsErrorKind::Transient, "could not connect")
+        } else if e.is_timeout() {
+            (SmsErrorKind::Unknown, "timed out")
         } else {
-            "request failed"
+            (SmsErrorKind::Unknown, "request failed")
         };
-        error(
-            provider,
-            SmsErrorKind::Transient,
-            format!("{what}: {}", e.without_url()),
-        )
+        error(provider, kind, format!("{what}: {}", e.without_url()))
     })?;
     let status = resp.status().as_u16();
     let mut body = Vec::new();
@@ -85,7 +85,7 @@ pub async fn send(provider: &'static str, req: RequestBuilder) -> Result<Answer,
             Err(e) => {
                 return Err(error(
                     provider,
-                    SmsErrorKind::Transient,
+                    SmsErrorKind::Unknown,
                     format!("reading the answer failed: {}", e.without_url()),
                 ));
             }

@@ -62,6 +62,11 @@ pub enum SmsErrorKind {
     RejectedNumber,
     /// Credentials, template or account problems: an operator must act.
     Config,
+    /// The request left but no answer came (timed out, or cut off): the
+    /// vendor may well have accepted it. Treated as sent (SPEC §5): the code
+    /// and every limit stay, and no other provider is tried, or a slow
+    /// vendor would turn each retry into one more message.
+    Unknown,
 }
 
 impl SmsErrorKind {
@@ -71,6 +76,7 @@ impl SmsErrorKind {
             SmsErrorKind::RateLimited => "rate_limited",
             SmsErrorKind::RejectedNumber => "rejected_number",
             SmsErrorKind::Config => "config",
+            SmsErrorKind::Unknown => "unknown",
         }
     }
 }
@@ -112,7 +118,8 @@ impl SmsChain {
 
     /// Tries each provider once, in order, moving on only after a transient
     /// failure: a rejected number or a configuration problem would fail the
-    /// same way elsewhere, and a vendor that throttles us must not be dodged.
+    /// same way elsewhere, a vendor that throttles us must not be dodged, and
+    /// a send whose outcome is unknown may have been delivered.
     pub async fn send(&self, msg: &SmsMessage<'_>) -> Result<SmsReceipt, SmsError> {
         let mut last = None;
         for p in &self.providers {
@@ -226,6 +233,16 @@ mod tests {
         assert_eq!(run(&chain).await.expect("sent").provider, "b");
         assert_eq!(a.calls.load(Ordering::SeqCst), 1);
         assert_eq!(b.calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn an_unknown_outcome_does_not_try_the_fallback() {
+        let a = fake("a", Some(SmsErrorKind::Unknown));
+        let b = fake("b", None);
+        let chain = SmsChain::new(vec![a.clone(), b.clone()]);
+        let err = run(&chain).await.expect_err("unknown");
+        assert_eq!(err.kind, SmsErrorKind::Unknown);
+        assert_eq!(b.calls.load(Ordering::SeqCst), 0);
     }
 
     #[tokio::test]

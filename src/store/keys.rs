@@ -23,6 +23,11 @@ pub fn login_failures_mobile(m: &Mobile) -> String {
     format!("login:{{{}}}:fail", m.e164())
 }
 
+/// Logins of this number whose password is being checked right now.
+pub fn login_in_flight_mobile(m: &Mobile) -> String {
+    format!("login:{{{}}}:inflight", m.e164())
+}
+
 pub fn login_failures_ip(ip: &str) -> String {
     format!("login:ip:{{{ip}}}:fail")
 }
@@ -46,6 +51,12 @@ pub fn sms_budget() -> String {
 /// Sessions are keyed by a hash of the id, so a store dump holds no usable id.
 pub fn session(id_hash: &str) -> String {
     format!("session:{id_hash}")
+}
+
+/// The index of one user's sessions (hashes of their ids), in the user's
+/// own slot.
+pub fn user_sessions(user_id: i64) -> String {
+    format!("user:{{{user_id}}}:sessions")
 }
 
 /// The four-step flow: which client verified the number (step 2).

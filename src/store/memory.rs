@@ -35,6 +35,8 @@ enum Value {
     Bytes(Vec<u8>),
     Counter(u64),
     Code { mac: Vec<u8>, wrong: u32 },
+    /// Oldest first.
+    Index(Vec<String>),
 }
 
 #[derive(Debug)]
@@ -49,6 +51,7 @@ impl Entry {
             Value::Bytes(b) => b.len(),
             Value::Counter(_) => 8,
             Value::Code { mac, .. } => mac.len() + 4,
+            Value::Index(members) => members.iter().map(|m| m.len() + 24).sum(),
         };
         key.len() + v + ENTRY_OVERHEAD
     }
@@ -101,6 +104,7 @@ impl MemoryStore {
                 map.shrink_to_fit();
             }
         }
+        crate::meter::store_fullness(self.used_bytes() as f64 / self.max_bytes.max(1) as f64);
     }
 
     /// Approximate bytes held by live and not-yet-swept entries.
@@ -384,6 +388,69 @@ impl KvStore for MemoryStore {
             };
             (update, CodeCheck::Wrong { remaining })
         })
+    }
+
+    async fn index_add(
+        &self,
+        key: &str,
+        member: &str,
+        max: usize,
+        ttl: Duration,
+    ) -> Result<Vec<String>, StoreError> {
+        self.with_entry(key, |existing, now| {
+            let mut members = match existing {
+                Some(Entry {
+                    value: Value::Index(m),
+                    ..
+                }) => m.clone(),
+                _ => Vec::new(),
+            };
+            members.retain(|m| m != member);
+            members.push(member.to_owned());
+            let over = members.len().saturating_sub(max);
+            let evicted: Vec<String> = members.drain(..over).collect();
+            let e = Entry {
+                value: Value::Index(members),
+                expires_at_ms: now + Self::ttl_ms(ttl),
+            };
+            (Update::Put(e), evicted)
+        })
+    }
+
+    async fn index_remove(&self, key: &str, member: &str) -> Result<(), StoreError> {
+        self.with_entry(key, |existing, _| match existing {
+            Some(Entry {
+                value: Value::Index(m),
+                expires_at_ms,
+            }) => {
+                let mut members = m.clone();
+                members.retain(|x| x != member);
+                if members.is_empty() {
+                    (Update::Delete, ())
+                } else {
+                    let e = Entry {
+                        value: Value::Index(members),
+                        expires_at_ms: *expires_at_ms,
+                    };
+                    (Update::Put(e), ())
+                }
+            }
+            _ => (Update::Keep, ()),
+        })
+    }
+
+    async fn index_members(&self, key: &str) -> Result<Vec<String>, StoreError> {
+        self.with_entry(key, |existing, _| match existing {
+            Some(Entry {
+                value: Value::Index(m),
+                ..
+            }) => (Update::Keep, m.clone()),
+            _ => (Update::Keep, Vec::new()),
+        })
+    }
+
+    fn fullness(&self) -> Option<f64> {
+        Some(self.used_bytes() as f64 / self.max_bytes.max(1) as f64)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

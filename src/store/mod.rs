@@ -88,8 +88,32 @@ pub trait KvStore: Send + Sync + 'static {
         max_guesses: u32,
     ) -> Result<CodeCheck, StoreError>;
 
+    /// Adds `member` to the ordered set at `key` as its newest member (one
+    /// already there moves to the end) and keeps the set for `ttl` from now.
+    /// When it then holds more than `max`, the oldest are removed and
+    /// returned, oldest first. (A user's sessions: the index that caps them
+    /// and lets them be ended together.)
+    async fn index_add(
+        &self,
+        key: &str,
+        member: &str,
+        max: usize,
+        ttl: Duration,
+    ) -> Result<Vec<String>, StoreError>;
+
+    async fn index_remove(&self, key: &str, member: &str) -> Result<(), StoreError>;
+
+    /// The members, oldest first.
+    async fn index_members(&self, key: &str) -> Result<Vec<String>, StoreError>;
+
     /// Cheap round trip for readiness checks.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// How full a bounded store is, 0.0 to 1.0; `None` when the backend
+    /// bounds itself (Redis has its own `maxmemory`).
+    fn fullness(&self) -> Option<f64> {
+        None
+    }
 }
 
 pub type SharedStore = Arc<dyn KvStore>;

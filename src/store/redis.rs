@@ -131,6 +131,7 @@ struct Scripts {
     put_code: Script,
     guess_code: Script,
     delete_if: Script,
+    index_add: Script,
 }
 
 impl Scripts {
@@ -187,6 +188,22 @@ impl Scripts {
                     return redis.call('DEL', KEYS[1])
                   end
                   return 0",
+            ),
+            // A sorted set scored by the server's clock in microseconds: the
+            // newest member last; the oldest beyond the cap removed and
+            // returned.
+            index_add: Script::new(
+                r"local t = redis.call('TIME')
+                  local score = tonumber(t[1]) * 1000000 + tonumber(t[2])
+                  redis.call('ZADD', KEYS[1], score, ARGV[1])
+                  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+                  local over = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[2])
+                  if over > 0 then
+                    local old = redis.call('ZRANGE', KEYS[1], 0, over - 1)
+                    redis.call('ZREMRANGEBYRANK', KEYS[1], 0, over - 1)
+                    return old
+                  end
+                  return {}",
             ),
         }
     }
@@ -514,6 +531,52 @@ impl KvStore for RedisStore {
         Ok(CodeCheck::Wrong {
             remaining: max_guesses.saturating_sub(guesses),
         })
+    }
+
+    async fn index_add(
+        &self,
+        key: &str,
+        member: &str,
+        max: usize,
+        ttl: Duration,
+    ) -> Result<Vec<String>, StoreError> {
+        let k = self.key(key);
+        self.run(|mut c| async move {
+            self.scripts
+                .index_add
+                .key(&k)
+                .arg(member)
+                .arg(max)
+                .arg(ms(ttl))
+                .invoke_async(&mut c)
+                .await
+        })
+        .await
+    }
+
+    async fn index_remove(&self, key: &str, member: &str) -> Result<(), StoreError> {
+        let k = self.key(key);
+        self.run(|mut c| async move {
+            redis::cmd("ZREM")
+                .arg(&k)
+                .arg(member)
+                .query_async::<()>(&mut c)
+                .await
+        })
+        .await
+    }
+
+    async fn index_members(&self, key: &str) -> Result<Vec<String>, StoreError> {
+        let k = self.key(key);
+        self.run(|mut c| async move {
+            redis::cmd("ZRANGE")
+                .arg(&k)
+                .arg(0)
+                .arg(-1)
+                .query_async(&mut c)
+                .await
+        })
+        .await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -21,8 +21,9 @@ pub struct SqliteUserRepo {
 
 impl SqliteUserRepo {
     pub async fn connect(url: &str) -> Result<Self, RepoError> {
-        let opts = SqliteConnectOptions::from_str(url)
-            .map_err(unavailable)?
+        let opts = SqliteConnectOptions::from_str(url).map_err(unavailable)?;
+        create_private(opts.get_filename()).map_err(unavailable)?;
+        let opts = opts
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
@@ -35,6 +36,25 @@ impl SqliteUserRepo {
             .await
             .map_err(unavailable)?;
         Ok(Self { pool })
+    }
+}
+
+/// Creates a new database file readable by its owner only (it holds
+/// password hashes); SQLite gives its `-wal`/`-shm`/`-journal` files the same
+/// mode. An existing file is left as it is.
+fn create_private(path: &std::path::Path) -> std::io::Result<()> {
+    let name = path.as_os_str();
+    if name.is_empty() || name == ":memory:" || path.exists() {
+        return Ok(());
+    }
+    let mut open = std::fs::OpenOptions::new();
+    open.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut open, 0o600);
+    match open.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
     }
 }
 

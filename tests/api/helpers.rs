@@ -408,9 +408,30 @@ impl KvStore for FlakyStore {
         self.check()?;
         self.inner.verify_code(k, c, max).await
     }
+    async fn index_add(
+        &self,
+        k: &str,
+        member: &str,
+        max: usize,
+        ttl: Duration,
+    ) -> Result<Vec<String>, StoreError> {
+        self.check()?;
+        self.inner.index_add(k, member, max, ttl).await
+    }
+    async fn index_remove(&self, k: &str, member: &str) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.index_remove(k, member).await
+    }
+    async fn index_members(&self, k: &str) -> Result<Vec<String>, StoreError> {
+        self.check()?;
+        self.inner.index_members(k).await
+    }
     async fn ping(&self) -> Result<(), StoreError> {
         self.check()?;
         self.inner.ping().await
+    }
+    fn fullness(&self) -> Option<f64> {
+        self.inner.fullness()
     }
 }
 

@@ -216,7 +216,28 @@ pub async fn concurrent_right_guesses_match_once(h: &Harness) {
     assert_eq!(wins, 1);
 }
 
+pub async fn indexes_keep_the_newest_and_hand_back_the_oldest(h: &Harness) {
+    let k = h.key("index");
+    for (i, m) in ["a", "b", "c"].iter().enumerate() {
+        let evicted = h.store.index_add(&k, m, 3, TTL).await.expect("add");
+        assert!(evicted.is_empty(), "nothing over the cap after {i}");
+        // Distinct server-clock scores on Redis.
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    // Re-adding moves a member to the newest place.
+    assert!(h.store.index_add(&k, "a", 3, TTL).await.expect("re-add").is_empty());
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    let evicted = h.store.index_add(&k, "d", 3, TTL).await.expect("add");
+    assert_eq!(evicted, vec!["b".to_owned()]);
+    assert_eq!(h.store.index_members(&k).await.expect("members"), ["c", "a", "d"]);
+    h.store.index_remove(&k, "a").await.expect("remove");
+    assert_eq!(h.store.index_members(&k).await.expect("members"), ["c", "d"]);
+    h.advance(TTL + Duration::from_millis(100)).await;
+    assert!(h.store.index_members(&k).await.expect("members").is_empty(), "expired");
+}
+
 pub async fn run_all(h: &Harness) {
+    indexes_keep_the_newest_and_hand_back_the_oldest(h).await;
     values_live_for_their_ttl(h).await;
     take_returns_a_value_once(h).await;
     concurrent_takes_let_one_caller_win(h).await;
