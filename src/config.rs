@@ -1077,6 +1077,52 @@ mod tests {
     }
 
     #[test]
+    fn environment_strings_arrive_exactly_as_written() {
+        Jail::expect_with(|jail| {
+            jail.set_env("PHONEAUTH_SMS__TWILIO__FROM", "+15005550006");
+            jail.set_env("PHONEAUTH_SMS__TENCENT__TEMPLATE_ID", "0123");
+            jail.set_env("PHONEAUTH_SMS__TENCENT__SDK_APP_ID", "1400006666");
+            jail.set_env("PHONEAUTH_SMS__ALIYUN__ACCESS_KEY_SECRET", "12e4");
+            jail.set_env("PHONEAUTH_SMS__CLOOPEN__APP_ID", "true");
+            // Numbers, booleans and durations still read as such.
+            jail.set_env("PHONEAUTH_SERVER__MAX_BODY_BYTES", "2048");
+            jail.set_env("PHONEAUTH_SERVER__SECURE_COOKIES", "true");
+            jail.set_env("PHONEAUTH_SERVER__HEADER_TIMEOUT", "5");
+            jail.set_env("PHONEAUTH_SERVER__IDLE_TIMEOUT", "1500ms");
+            jail.create_file(
+                "phoneauth.toml",
+                "[sms.twilio]\nfrom = \"+15005550006\"\n[sms.tencent]\nsign_name = \"0123\"\n",
+            )?;
+            let c = load_in(jail, None).expect("loads");
+            assert_eq!(c.sms.twilio.from, "+15005550006");
+            assert_eq!(c.sms.tencent.template_id, "0123");
+            assert_eq!(c.sms.tencent.sign_name, "0123", "TOML and environment agree");
+            assert_eq!(c.sms.tencent.sdk_app_id, "1400006666");
+            assert_eq!(c.sms.aliyun.access_key_secret.expose(), "12e4");
+            assert_eq!(c.sms.cloopen.app_id, "true");
+            assert_eq!(c.server.max_body_bytes, 2048);
+            assert!(c.server.secure_cookies);
+            assert_eq!(c.server.header_timeout, Seconds::secs(5));
+            assert_eq!(c.server.idle_timeout.0, std::time::Duration::from_millis(1500));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn durations_that_are_not_durations_name_their_key() {
+        Jail::expect_with(|jail| {
+            jail.set_env("PHONEAUTH_SERVER__BODY_TIMEOUT", "soon");
+            let msg = load_in(jail, None).expect_err("bad duration").to_string();
+            assert!(msg.contains("server.body_timeout"), "{msg}");
+            assert!(msg.contains("PHONEAUTH_SERVER__BODY_TIMEOUT"), "{msg}");
+            jail.set_env("PHONEAUTH_SERVER__BODY_TIMEOUT", "0");
+            let msg = load_in(jail, None).expect_err("zero").to_string();
+            assert!(msg.contains("server.body_timeout must be greater than 0"), "{msg}");
+            Ok(())
+        });
+    }
+
+    #[test]
     fn database_url_is_honoured_unless_the_nested_key_is_set() {
         Jail::expect_with(|jail| {
             jail.set_env("DATABASE_URL", "sqlite://other.db");

@@ -9,6 +9,7 @@ mod cli;
 mod compat;
 mod csrf;
 mod faults;
+mod hardening;
 mod health;
 mod helpers;
 mod logs;
