@@ -289,7 +289,11 @@ fn refuse_private_files(config: &Config, key: &str, dir: &std::path::Path) -> an
     if found.is_empty() {
         return Ok(());
     }
-    let names: Vec<String> = found.iter().take(5).map(|p| p.display().to_string()).collect();
+    let names: Vec<String> = found
+        .iter()
+        .take(5)
+        .map(|p| p.display().to_string())
+        .collect();
     bail!(
         "{key} = {} holds files that must never be served ({}{}): move the database \
          (database.url) and the secret file out of the served folder, or serve another folder",

@@ -628,7 +628,7 @@ impl<'de> Deserialize<'de> for Seconds {
 impl Serialize for Seconds {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let ms = self.0.as_millis();
-        if ms % 1_000 == 0 {
+        if ms.is_multiple_of(1_000) {
             s.serialize_str(&format!("{}s", ms / 1_000))
         } else {
             s.serialize_str(&format!("{ms}ms"))
@@ -767,9 +767,18 @@ impl Config {
             "sessions.max_per_user",
             u64::from(self.sessions.max_per_user),
         );
-        positive("server.header_timeout", self.server.header_timeout.0.as_millis() as u64);
-        positive("server.body_timeout", self.server.body_timeout.0.as_millis() as u64);
-        positive("server.idle_timeout", self.server.idle_timeout.0.as_millis() as u64);
+        positive(
+            "server.header_timeout",
+            self.server.header_timeout.0.as_millis() as u64,
+        );
+        positive(
+            "server.body_timeout",
+            self.server.body_timeout.0.as_millis() as u64,
+        );
+        positive(
+            "server.idle_timeout",
+            self.server.idle_timeout.0.as_millis() as u64,
+        );
         positive("store.memory_max_mb", self.store.memory_max_mb as u64);
         positive("server.max_body_bytes", self.server.max_body_bytes as u64);
         positive("store.timeout_ms", self.store.timeout_ms);
@@ -1096,14 +1105,20 @@ mod tests {
             let c = load_in(jail, None).expect("loads");
             assert_eq!(c.sms.twilio.from, "+15005550006");
             assert_eq!(c.sms.tencent.template_id, "0123");
-            assert_eq!(c.sms.tencent.sign_name, "0123", "TOML and environment agree");
+            assert_eq!(
+                c.sms.tencent.sign_name, "0123",
+                "TOML and environment agree"
+            );
             assert_eq!(c.sms.tencent.sdk_app_id, "1400006666");
             assert_eq!(c.sms.aliyun.access_key_secret.expose(), "12e4");
             assert_eq!(c.sms.cloopen.app_id, "true");
             assert_eq!(c.server.max_body_bytes, 2048);
             assert!(c.server.secure_cookies);
             assert_eq!(c.server.header_timeout, Seconds::secs(5));
-            assert_eq!(c.server.idle_timeout.0, std::time::Duration::from_millis(1500));
+            assert_eq!(
+                c.server.idle_timeout.0,
+                std::time::Duration::from_millis(1500)
+            );
             Ok(())
         });
     }
@@ -1117,7 +1132,10 @@ mod tests {
             assert!(msg.contains("PHONEAUTH_SERVER__BODY_TIMEOUT"), "{msg}");
             jail.set_env("PHONEAUTH_SERVER__BODY_TIMEOUT", "0");
             let msg = load_in(jail, None).expect_err("zero").to_string();
-            assert!(msg.contains("server.body_timeout must be greater than 0"), "{msg}");
+            assert!(
+                msg.contains("server.body_timeout must be greater than 0"),
+                "{msg}"
+            );
             Ok(())
         });
     }

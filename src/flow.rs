@@ -654,7 +654,10 @@ impl Flow {
         match self.users.by_id(data.user_id).await {
             Ok(Some(user)) if !user.disabled => Ok(Some(data)),
             Ok(_) => {
-                tracing::info!(user_id = data.user_id, "session of a disabled or deleted user ended");
+                tracing::info!(
+                    user_id = data.user_id,
+                    "session of a disabled or deleted user ended"
+                );
                 self.end_user_sessions(data.user_id).await?;
                 Ok(None)
             }

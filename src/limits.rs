@@ -473,11 +473,17 @@ mod tests {
         let (m2, c2) = (m.clone(), c.clone());
         let waiting = tokio::spawn(async move { l2.login_attempt(&m2, &c2).await });
         tokio::time::sleep(Duration::from_millis(100)).await;
-        assert!(!waiting.is_finished(), "five checks in flight fill the places");
+        assert!(
+            !waiting.is_finished(),
+            "five checks in flight fill the places"
+        );
         for t in tickets {
             l.login_succeeded(t, &m).await;
         }
-        let t = waiting.await.expect("join").expect("admitted after the others");
+        let t = waiting
+            .await
+            .expect("join")
+            .expect("admitted after the others");
         l.login_abandoned(t).await;
     }
 

@@ -84,7 +84,10 @@ fn auto_max_connections(nofile: Option<usize>) -> usize {
 fn open_file_limit() -> Option<usize> {
     let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
     let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
-    let soft = line.trim_start_matches("Max open files").split_whitespace().next()?;
+    let soft = line
+        .trim_start_matches("Max open files")
+        .split_whitespace()
+        .next()?;
     soft.parse().ok()
 }
 
@@ -297,10 +300,8 @@ async fn serve_connection(
         .http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(64);
-    let conn = builder.serve_connection_with_upgrades(
-        TokioIo::new(stream),
-        TowerToHyperService::new(svc),
-    );
+    let conn =
+        builder.serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(svc));
     tokio::pin!(conn);
     let mut closing = false;
     let idle = activity.idle_for(rules.idle_timeout);
@@ -368,7 +369,10 @@ mod tests {
         let proxy: IpAddr = "10.1.2.3".parse().expect("ip");
         let _p: Vec<_> = (0..5).map(|_| gate.admit(proxy).expect("proxy")).collect();
         // Eight open: the total is reached.
-        assert_eq!(gate.admit("192.0.2.9".parse().expect("ip")).err(), Some("total"));
+        assert_eq!(
+            gate.admit("192.0.2.9".parse().expect("ip")).err(),
+            Some("total")
+        );
         drop(first);
         let _again = gate.admit(a).expect("a place came back");
     }

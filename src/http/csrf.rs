@@ -110,7 +110,11 @@ impl<'a> Target<'a> {
     }
 }
 
-fn check(headers: &HeaderMap, target: &Target<'_>, require_token: bool) -> Result<(), &'static str> {
+fn check(
+    headers: &HeaderMap,
+    target: &Target<'_>,
+    require_token: bool,
+) -> Result<(), &'static str> {
     if let Some(site) = headers.get("sec-fetch-site") {
         let site = site.to_str().unwrap_or_default();
         if site != "same-origin" && site != "none" {
@@ -163,7 +167,11 @@ mod tests {
             https: false,
             trusted: TrustedProxies::default(),
         };
-        super::check(headers, &Target::of(headers, &uri, None, &policy), require_token)
+        super::check(
+            headers,
+            &Target::of(headers, &uri, None, &policy),
+            require_token,
+        )
     }
 
     #[test]
@@ -190,9 +198,15 @@ mod tests {
         let policy = CsrfPolicy {
             require_token: false,
             https: false,
-            trusted: TrustedProxies(std::sync::Arc::new(vec!["10.0.0.0/8".parse().expect("cidr")])),
+            trusted: TrustedProxies(std::sync::Arc::new(vec![
+                "10.0.0.0/8".parse().expect("cidr"),
+            ])),
         };
-        let proxied = h(&[("origin", "https://a.test"), host, ("x-forwarded-proto", "https")]);
+        let proxied = h(&[
+            ("origin", "https://a.test"),
+            host,
+            ("x-forwarded-proto", "https"),
+        ]);
         let proxy = Some("10.0.0.1".parse().expect("ip"));
         let t = Target::of(&proxied, &uri, proxy, &policy);
         assert!(super::check(&proxied, &t, false).is_ok());

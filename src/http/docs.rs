@@ -85,6 +85,9 @@ pub struct StepsReply {
     pub message: String,
     /// `POST /login` only.
     pub token: Option<String>,
+    /// `POST /register-step-2` only: present it to steps 3 and 4 (body
+    /// `step_token` or header `Step-Token`).
+    pub step_token: Option<String>,
     /// `POST /register-step-4` and `GET /user` only.
     pub data: Option<Profile>,
 }

@@ -42,7 +42,9 @@ pub fn too_large(lang: Lang) -> Response {
     };
     let mut resp = envelope::plain(StatusCode::PAYLOAD_TOO_LARGE, Errno::ParamErr, msg);
     // The body is left unread: the connection cannot be reused.
-    resp.headers_mut()
-        .insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+    resp.headers_mut().insert(
+        header::CONNECTION,
+        header::HeaderValue::from_static("close"),
+    );
     resp
 }

@@ -174,9 +174,7 @@ async fn step3(
         let password = s
             .flow
             .parse_new_password(b.password.as_deref(), Some(confirm))?;
-        s.flow
-            .steps_set_password(&mobile, &password, &by)
-            .await?;
+        s.flow.steps_set_password(&mobile, &password, &by).await?;
         Ok((PASSWORD_SET, None))
     }
     .await;

@@ -18,7 +18,11 @@ use crate::secret;
 
 const HEADER: &str = "x-request-id";
 
-pub async fn layer(State(trusted): State<TrustedProxies>, mut req: Request, next: Next) -> Response {
+pub async fn layer(
+    State(trusted): State<TrustedProxies>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let client_net = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()

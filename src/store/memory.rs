@@ -34,7 +34,10 @@ const ENTRY_OVERHEAD: usize = 168;
 enum Value {
     Bytes(Vec<u8>),
     Counter(u64),
-    Code { mac: Vec<u8>, wrong: u32 },
+    Code {
+        mac: Vec<u8>,
+        wrong: u32,
+    },
     /// Oldest first.
     Index(Vec<String>),
 }

@@ -54,7 +54,8 @@ async fn read_until_closed(s: &mut TcpStream, within: Duration) -> (String, bool
 
 #[tokio::test]
 async fn a_header_that_does_not_arrive_in_time_closes_the_connection() {
-    let app = spawn_app_with(|c| c.server.header_timeout = phoneauth::config::Seconds::secs(1)).await;
+    let app =
+        spawn_app_with(|c| c.server.header_timeout = phoneauth::config::Seconds::secs(1)).await;
     let mut s = TcpStream::connect(addr_of(&app)).await.expect("connect");
     s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
         .await
@@ -62,7 +63,11 @@ async fn a_header_that_does_not_arrive_in_time_closes_the_connection() {
     let started = Instant::now();
     let (_, closed) = read_until_closed(&mut s, Duration::from_secs(5)).await;
     assert!(closed, "a half-sent header must not hold the connection");
-    assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]
@@ -129,11 +134,17 @@ async fn one_address_cannot_hold_every_connection() {
     for s in &mut held {
         let (answer, closed) = read_until_closed(s, Duration::from_millis(200)).await;
         if closed {
-            assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 503"), "{answer:?}");
+            assert!(
+                answer.is_empty() || answer.starts_with("HTTP/1.1 503"),
+                "{answer:?}"
+            );
             refused += 1;
         }
     }
-    assert_eq!(refused, 40, "connections over the per-address cap are closed at once");
+    assert_eq!(
+        refused, 40,
+        "connections over the per-address cap are closed at once"
+    );
     // Everyone else is still served at once.
     let other = reqwest::Client::builder()
         .local_address("127.0.0.2".parse::<std::net::IpAddr>().expect("ip"))
@@ -158,9 +169,10 @@ async fn a_limited_address_cannot_fill_the_store() {
     let clock = phoneauth::clock::ManualClock::new();
     // Room for a few hundred small entries only.
     let store = phoneauth::store::MemoryStore::new(clock.clone(), 96 * 1024);
-    let repo = phoneauth::users::connect(&config.database.url, phoneauth::app::pg_settings(&config))
-        .await
-        .expect("database");
+    let repo =
+        phoneauth::users::connect(&config.database.url, phoneauth::app::pg_settings(&config))
+            .await
+            .expect("database");
     let app = spawn_with_parts(config, clock, store, repo, dir).await;
     let mut refused = 0;
     for i in 0..1_500u32 {
@@ -171,7 +183,10 @@ async fn a_limited_address_cannot_fill_the_store() {
             refused += 1;
         }
     }
-    assert!(refused >= 1_490, "the address is limited after 5 failures ({refused})");
+    assert!(
+        refused >= 1_490,
+        "the address is limited after 5 failures ({refused})"
+    );
     // The store still takes everyone else's captchas and codes.
     let (id, answer) = app.captcha().await;
     let v = app.sms_code(&fresh_mobile(), &answer, &id).await;
@@ -186,9 +201,10 @@ async fn a_nearly_full_store_makes_readiness_fail_before_writes_do() {
     let config = test_config(&dir);
     let clock = phoneauth::clock::ManualClock::new();
     let store = phoneauth::store::MemoryStore::new(clock.clone(), 64 * 1024);
-    let repo = phoneauth::users::connect(&config.database.url, phoneauth::app::pg_settings(&config))
-        .await
-        .expect("database");
+    let repo =
+        phoneauth::users::connect(&config.database.url, phoneauth::app::pg_settings(&config))
+            .await
+            .expect("database");
     let app = spawn_with_parts(config, clock, store.clone(), repo, dir).await;
     assert_eq!(app.get("/readyz").await.status(), 200);
     // Fill to just over 90 % directly, as many clients would.
@@ -240,7 +256,8 @@ async fn login_as(app: &TestApp, c: &reqwest::Client, mobile: &str, password: &s
 #[tokio::test]
 async fn a_limited_address_cannot_lock_anyone_out() {
     let app = spawn_app_with(|c| {
-        c.server.trusted_proxies = phoneauth::config::CidrList(vec!["127.0.0.1/32".parse().expect("cidr")]);
+        c.server.trusted_proxies =
+            phoneauth::config::CidrList(vec!["127.0.0.1/32".parse().expect("cidr")]);
         c.limits.login_failures_per_ip = 5;
     })
     .await;
@@ -249,7 +266,10 @@ async fn a_limited_address_cannot_lock_anyone_out() {
     let attacker = as_client("198.51.100.66");
     for _ in 0..5 {
         let other = fresh_mobile();
-        assert_eq!(login_as(&app, &attacker, &other, "guess-guess").await["errno"], "4004");
+        assert_eq!(
+            login_as(&app, &attacker, &other, "guess-guess").await["errno"],
+            "4004"
+        );
     }
     // Now limited itself, the attacker hammers the victim's number.
     for _ in 0..20 {
@@ -264,7 +284,8 @@ async fn a_limited_address_cannot_lock_anyone_out() {
 #[tokio::test]
 async fn failed_logins_per_number_are_counted_strictly_even_in_parallel() {
     let app = spawn_app_with(|c| {
-        c.server.trusted_proxies = phoneauth::config::CidrList(vec!["127.0.0.1/32".parse().expect("cidr")]);
+        c.server.trusted_proxies =
+            phoneauth::config::CidrList(vec!["127.0.0.1/32".parse().expect("cidr")]);
     })
     .await;
     let m = fresh_mobile();
@@ -316,7 +337,9 @@ async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
         }
     })
     .await;
-    out.into_iter().map(|v| v.expect("every future finished")).collect()
+    out.into_iter()
+        .map(|v| v.expect("every future finished"))
+        .collect()
 }
 
 // ---- 4. a slow vendor ------------------------------------------------------------
@@ -327,7 +350,9 @@ async fn a_vendor_that_answers_late_sends_one_message_not_one_per_retry() {
     Mock::given(method("POST"))
         .respond_with(
             ResponseTemplate::new(200)
-                .set_body_json(json!({ "statusCode": "000000", "templateSMS": { "smsMessageSid": "m1" } }))
+                .set_body_json(
+                    json!({ "statusCode": "000000", "templateSMS": { "smsMessageSid": "m1" } }),
+                )
                 .set_delay(Duration::from_secs(2)),
         )
         .mount(&slow)
@@ -383,12 +408,21 @@ async fn a_user_holds_at_most_max_per_user_sessions_the_oldest_ending_first() {
     let mut browsers = Vec::new();
     for _ in 0..5 {
         let c = client();
-        assert_eq!(login_as(&app, &c, &m, "right password 4").await["errno"], "0");
+        assert_eq!(
+            login_as(&app, &c, &m, "right password 4").await["errno"],
+            "0"
+        );
         browsers.push(c);
     }
     let mut live = Vec::new();
     for c in &browsers {
-        let v = json_of(c.get(app.url("/api/v1.0/session")).send().await.expect("session")).await;
+        let v = json_of(
+            c.get(app.url("/api/v1.0/session"))
+                .send()
+                .await
+                .expect("session"),
+        )
+        .await;
         live.push(v["errno"] == "0");
     }
     assert_eq!(live, [false, false, true, true, true]);
@@ -414,9 +448,18 @@ async fn steps_hand_out_a_token_and_refuse_a_wrong_one() {
     })
     .await;
     let m = fresh_mobile();
-    assert_eq!(step(&app, 1, json!({ "phone_number": m }), None).await["code"], 1);
+    assert_eq!(
+        step(&app, 1, json!({ "phone_number": m }), None).await["code"],
+        1
+    );
     let code = app.dev_sms(&m).await.expect("code");
-    let v = step(&app, 2, json!({ "phone_number": m, "validate_number": code }), None).await;
+    let v = step(
+        &app,
+        2,
+        json!({ "phone_number": m, "validate_number": code }),
+        None,
+    )
+    .await;
     let token = v["step_token"].as_str().expect("step_token").to_owned();
     assert_eq!(token.len(), 32);
     // Someone behind the same address, guessing a token: refused.
@@ -437,7 +480,13 @@ async fn steps_hand_out_a_token_and_refuse_a_wrong_one() {
     )
     .await;
     assert_eq!(v["code"], 1, "{v}");
-    let v = step(&app, 4, json!({ "phone_number": m, "step_token": token }), None).await;
+    let v = step(
+        &app,
+        4,
+        json!({ "phone_number": m, "step_token": token }),
+        None,
+    )
+    .await;
     assert_eq!(v["code"], 1, "{v}");
 }
 
@@ -451,7 +500,13 @@ async fn steps_require_the_token_when_configured() {
     let m = fresh_mobile();
     step(&app, 1, json!({ "phone_number": m }), None).await;
     let code = app.dev_sms(&m).await.expect("code");
-    let v = step(&app, 2, json!({ "phone_number": m, "validate_number": code }), None).await;
+    let v = step(
+        &app,
+        2,
+        json!({ "phone_number": m, "validate_number": code }),
+        None,
+    )
+    .await;
     let token = v["step_token"].as_str().expect("step_token").to_owned();
     // Same address, no token: refused.
     let v = step(
@@ -510,7 +565,10 @@ async fn the_database_and_the_secret_are_created_private() {
     config.server.listen = "127.0.0.1:0".parse().expect("addr");
     let _app = phoneauth::App::build(config).await.expect("builds");
     for name in ["test.db", "phoneauth.secret"] {
-        let mode = std::fs::metadata(dir.0.join(name)).expect(name).permissions().mode();
+        let mode = std::fs::metadata(dir.0.join(name))
+            .expect(name)
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o077, 0, "{name} is readable by others: {mode:o}");
     }
 }
@@ -524,9 +582,10 @@ async fn a_disabled_users_sessions_stop_working_at_once() {
     let config = test_config(&dir);
     let clock = phoneauth::clock::ManualClock::new();
     let store = phoneauth::store::MemoryStore::new(clock.clone(), 16 << 20);
-    let repo = phoneauth::users::connect(&config.database.url, phoneauth::app::pg_settings(&config))
-        .await
-        .expect("database");
+    let repo =
+        phoneauth::users::connect(&config.database.url, phoneauth::app::pg_settings(&config))
+            .await
+            .expect("database");
     let app = spawn_with_parts(config, clock, store, repo, dir).await;
     let m = fresh_mobile();
     assert_eq!(app.sign_up(&m, "right password 7").await["errno"], "0");
@@ -573,15 +632,22 @@ async fn same_origin_posts_over_http2_pass_and_other_schemes_do_not() {
 #[tokio::test]
 async fn forwarded_hops_with_ports_are_separate_clients() {
     let app = spawn_app_with(|c| {
-        c.server.trusted_proxies = phoneauth::config::CidrList(vec!["127.0.0.1/32".parse().expect("cidr")]);
+        c.server.trusted_proxies =
+            phoneauth::config::CidrList(vec!["127.0.0.1/32".parse().expect("cidr")]);
         c.limits.login_failures_per_ip = 3;
     })
     .await;
     let first = as_client("203.0.113.7:5555");
     for _ in 0..3 {
-        assert_eq!(login_as(&app, &first, &fresh_mobile(), "guess-guess").await["errno"], "4004");
+        assert_eq!(
+            login_as(&app, &first, &fresh_mobile(), "guess-guess").await["errno"],
+            "4004"
+        );
     }
-    assert_eq!(login_as(&app, &first, &fresh_mobile(), "guess-guess").await["errno"], "4201");
+    assert_eq!(
+        login_as(&app, &first, &fresh_mobile(), "guess-guess").await["errno"],
+        "4201"
+    );
     let second = as_client("203.0.113.8:6666");
     assert_eq!(
         login_as(&app, &second, &fresh_mobile(), "guess-guess").await["errno"],

@@ -20,6 +20,7 @@ async fn logs_hold_no_secret_and_no_whole_mobile_number() {
         .env("PHONEAUTH_SERVER__LISTEN", "127.0.0.1:0")
         .env("PHONEAUTH_SERVER__ADMIN_LISTEN", "off")
         .env("PHONEAUTH_DEV__EXPOSE_SECRETS", "true")
+        .env("PHONEAUTH_COMPAT__ROUTES", "ihome,steps")
         .env("PHONEAUTH_PASSWORD__ARGON2_MEMORY_KIB", "256")
         .env("PHONEAUTH_PASSWORD__ARGON2_ITERATIONS", "1")
         .env("RUST_LOG", "debug")
@@ -139,6 +140,23 @@ async fn logs_hold_no_secret_and_no_whole_mobile_number() {
         text.contains("[dev-sms]"),
         "the dev provider logged the message"
     );
+    assert!(
+        text.contains("ROUTE SET `steps` WITHOUT A CAPTCHA"),
+        "steps without a captcha warns at start"
+    );
+    // Each request line names the client's network, never its address.
+    let request_lines: Vec<&String> = log.iter().filter(|l| l.contains("request done")).collect();
+    assert!(!request_lines.is_empty());
+    for line in &request_lines {
+        assert!(
+            line.contains("client_net=127.0.0.0/24"),
+            "no client network in: {line}"
+        );
+        assert!(
+            !line.contains("127.0.0.1"),
+            "whole client address in: {line}"
+        );
+    }
     let masked = format!("{}****{}", &mobile[..3], &mobile[7..]);
     assert!(
         text.contains(&masked),

@@ -225,15 +225,30 @@ pub async fn indexes_keep_the_newest_and_hand_back_the_oldest(h: &Harness) {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     // Re-adding moves a member to the newest place.
-    assert!(h.store.index_add(&k, "a", 3, TTL).await.expect("re-add").is_empty());
+    assert!(
+        h.store
+            .index_add(&k, "a", 3, TTL)
+            .await
+            .expect("re-add")
+            .is_empty()
+    );
     tokio::time::sleep(Duration::from_millis(2)).await;
     let evicted = h.store.index_add(&k, "d", 3, TTL).await.expect("add");
     assert_eq!(evicted, vec!["b".to_owned()]);
-    assert_eq!(h.store.index_members(&k).await.expect("members"), ["c", "a", "d"]);
+    assert_eq!(
+        h.store.index_members(&k).await.expect("members"),
+        ["c", "a", "d"]
+    );
     h.store.index_remove(&k, "a").await.expect("remove");
-    assert_eq!(h.store.index_members(&k).await.expect("members"), ["c", "d"]);
+    assert_eq!(
+        h.store.index_members(&k).await.expect("members"),
+        ["c", "d"]
+    );
     h.advance(TTL + Duration::from_millis(100)).await;
-    assert!(h.store.index_members(&k).await.expect("members").is_empty(), "expired");
+    assert!(
+        h.store.index_members(&k).await.expect("members").is_empty(),
+        "expired"
+    );
 }
 
 pub async fn run_all(h: &Harness) {
