@@ -133,8 +133,8 @@ impl Default for DatabaseConfig {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SmsConfig {
-    pub provider: String,
-    pub fallback: StringList,
+    pub provider: ProviderKind,
+    pub fallback: List<ProviderKind>,
     pub code_ttl_secs: u64,
     pub max_guesses: u32,
     /// Bound on connecting to a vendor.
@@ -150,8 +150,8 @@ pub struct SmsConfig {
 impl Default for SmsConfig {
     fn default() -> Self {
         Self {
-            provider: "log".into(),
-            fallback: StringList::default(),
+            provider: ProviderKind::Log,
+            fallback: List::default(),
             code_ttl_secs: 300,
             max_guesses: 5,
             connect_timeout_ms: 2_000,
@@ -164,8 +164,102 @@ impl Default for SmsConfig {
     }
 }
 
-/// The SMS providers phoneauth can send through.
-pub const SMS_PROVIDERS: &[&str] = &["log", "cloopen", "aliyun", "tencent", "twilio"];
+/// The SMS providers phoneauth can send through (`sms.provider`,
+/// `sms.fallback`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    /// Development only: writes the message to the log.
+    Log,
+    Cloopen,
+    Aliyun,
+    Tencent,
+    Twilio,
+}
+
+impl ProviderKind {
+    pub const fn name(self) -> &'static str {
+        match self {
+            ProviderKind::Log => "log",
+            ProviderKind::Cloopen => "cloopen",
+            ProviderKind::Aliyun => "aliyun",
+            ProviderKind::Tencent => "tencent",
+            ProviderKind::Twilio => "twilio",
+        }
+    }
+}
+
+impl std::str::FromStr for ProviderKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        from_name(s)
+    }
+}
+
+impl std::str::FromStr for RouteSet {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        from_name(s)
+    }
+}
+
+/// A name as the configuration spells it, read with serde's rules.
+fn from_name<T: for<'de> Deserialize<'de>>(s: &str) -> Result<T, String> {
+    use serde::de::IntoDeserializer;
+    let de: serde::de::value::StrDeserializer<'_, serde::de::value::Error> = s.into_deserializer();
+    T::deserialize(de).map_err(|e| e.to_string())
+}
+
+/// `provider == "log"`: compare with the name as configured.
+impl PartialEq<&str> for ProviderKind {
+    fn eq(&self, other: &&str) -> bool {
+        self.name() == *other
+    }
+}
+
+impl fmt::Display for ProviderKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl SmsConfig {
+    /// The configured providers in order: `sms.provider`, then `sms.fallback`.
+    pub fn chain(&self) -> impl Iterator<Item = ProviderKind> + '_ {
+        std::iter::once(self.provider).chain(self.fallback.0.iter().copied())
+    }
+
+    /// The keys a vendor needs that are not set (none for `log`).
+    fn missing_keys(&self, kind: ProviderKind) -> Vec<&'static str> {
+        match kind {
+            ProviderKind::Log => Vec::new(),
+            ProviderKind::Cloopen => self.cloopen.missing_keys(),
+            ProviderKind::Aliyun => self.aliyun.missing_keys(),
+            ProviderKind::Tencent => self.tencent.missing_keys(),
+            ProviderKind::Twilio => self.twilio.missing_keys(),
+        }
+    }
+
+    fn base_url(&self, kind: ProviderKind) -> Option<&str> {
+        match kind {
+            ProviderKind::Log => None,
+            ProviderKind::Cloopen => Some(&self.cloopen.base_url),
+            ProviderKind::Aliyun => Some(&self.aliyun.base_url),
+            ProviderKind::Tencent => Some(&self.tencent.base_url),
+            ProviderKind::Twilio => Some(&self.twilio.base_url),
+        }
+    }
+}
+
+/// The names of the keys whose `empty` flag is set.
+fn missing(keys: &[(&'static str, bool)]) -> Vec<&'static str> {
+    keys.iter()
+        .filter(|(_, empty)| *empty)
+        .map(|(k, _)| *k)
+        .collect()
+}
 
 /// Ronglian / Cloopen (容联云通讯), REST 2013-12-26 TemplateSMS.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -179,6 +273,17 @@ pub struct CloopenConfig {
     pub app_id: String,
     #[serde(deserialize_with = "lenient")]
     pub template_id: String,
+}
+
+impl CloopenConfig {
+    fn missing_keys(&self) -> Vec<&'static str> {
+        missing(&[
+            ("account_sid", self.account_sid.is_empty()),
+            ("auth_token", self.auth_token.is_empty()),
+            ("app_id", self.app_id.is_empty()),
+            ("template_id", self.template_id.is_empty()),
+        ])
+    }
 }
 
 impl Default for CloopenConfig {
@@ -205,6 +310,17 @@ pub struct AliyunConfig {
     pub sign_name: String,
     #[serde(deserialize_with = "lenient")]
     pub template_code: String,
+}
+
+impl AliyunConfig {
+    fn missing_keys(&self) -> Vec<&'static str> {
+        missing(&[
+            ("access_key_id", self.access_key_id.is_empty()),
+            ("access_key_secret", self.access_key_secret.is_empty()),
+            ("sign_name", self.sign_name.is_empty()),
+            ("template_code", self.template_code.is_empty()),
+        ])
+    }
 }
 
 impl Default for AliyunConfig {
@@ -235,6 +351,19 @@ pub struct TencentConfig {
     pub template_id: String,
     #[serde(deserialize_with = "lenient")]
     pub region: String,
+}
+
+impl TencentConfig {
+    fn missing_keys(&self) -> Vec<&'static str> {
+        missing(&[
+            ("secret_id", self.secret_id.is_empty()),
+            ("secret_key", self.secret_key.is_empty()),
+            ("sdk_app_id", self.sdk_app_id.is_empty()),
+            ("sign_name", self.sign_name.is_empty()),
+            ("template_id", self.template_id.is_empty()),
+            ("region", self.region.is_empty()),
+        ])
+    }
 }
 
 impl Default for TencentConfig {
@@ -270,6 +399,19 @@ pub struct TwilioConfig {
     /// When set, the text ends with the WebOTP line `@<domain> #<code>`, so
     /// browsers on that site can offer to fill the code in.
     pub webotp_domain: String,
+}
+
+impl TwilioConfig {
+    fn missing_keys(&self) -> Vec<&'static str> {
+        missing(&[
+            ("account_sid", self.account_sid.is_empty()),
+            ("auth_token", self.auth_token.is_empty()),
+            (
+                "from",
+                self.from.is_empty() && self.messaging_service_sid.is_empty(),
+            ),
+        ])
+    }
 }
 
 impl Default for TwilioConfig {
@@ -400,7 +542,7 @@ pub struct CsrfConfig {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CompatConfig {
-    pub routes: StringList,
+    pub routes: List<RouteSet>,
     pub steps_require_captcha: bool,
     /// Steps 3 and 4 must present step 2's `step_token`.
     pub steps_require_token: bool,
@@ -409,10 +551,39 @@ pub struct CompatConfig {
 impl Default for CompatConfig {
     fn default() -> Self {
         Self {
-            routes: StringList(vec!["ihome".into()]),
+            routes: List(vec![RouteSet::Ihome]),
             steps_require_captcha: false,
             steps_require_token: false,
         }
+    }
+}
+
+/// A route set of SPEC §3-4 (`compat.routes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RouteSet {
+    /// The canonical API; always served.
+    Ihome,
+    Passport,
+    Validate,
+    Steps,
+}
+
+impl RouteSet {
+    pub fn name(self) -> &'static str {
+        match self {
+            RouteSet::Ihome => "ihome",
+            RouteSet::Passport => "passport",
+            RouteSet::Validate => "validate",
+            RouteSet::Steps => "steps",
+        }
+    }
+}
+
+/// `set == "steps"`: compare with the name as configured.
+impl PartialEq<&str> for RouteSet {
+    fn eq(&self, other: &&str) -> bool {
+        self.name() == *other
     }
 }
 
@@ -503,6 +674,33 @@ impl<'de> Deserialize<'de> for StringList {
                 .filter(|s| !s.is_empty())
                 .collect(),
         ))
+    }
+}
+
+/// A list of names of a kind (route sets, providers), written like a
+/// [`StringList`]; each name must be one the kind knows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct List<T>(pub Vec<T>);
+
+impl<T> Default for List<T> {
+    fn default() -> Self {
+        Self(Vec::new())
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for List<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::IntoDeserializer;
+        let names = StringList::deserialize(d)?;
+        names
+            .0
+            .into_iter()
+            .map(|name| {
+                let de: serde::de::value::StringDeserializer<D::Error> = name.into_deserializer();
+                T::deserialize(de)
+            })
+            .collect::<Result<_, _>>()
+            .map(Self)
     }
 }
 
@@ -832,11 +1030,6 @@ impl Config {
         if let Err(e) = crate::domain::MobilePolicy::new(&self.phone.allowed_regions.0) {
             errs.push(format!("phone.allowed_regions: {e}"));
         }
-        for r in &self.compat.routes.0 {
-            if !["ihome", "passport", "validate", "steps"].contains(&r.as_str()) {
-                errs.push(format!("compat.routes: unknown route set {r:?}"));
-            }
-        }
         if errs.is_empty() {
             Ok(self)
         } else {
@@ -844,104 +1037,37 @@ impl Config {
         }
     }
 
-    /// Problems of the SMS chain: unknown or repeated providers, and a
-    /// selected provider without its credentials.
+    /// Problems of the SMS chain: a provider listed twice, and a selected
+    /// provider without its keys or with an unusable `base_url`. (Unknown
+    /// names never get this far: they do not deserialise.)
     fn sms_problems(&self) -> Vec<String> {
         let mut errs = Vec::new();
-        let chain: Vec<&String> = std::iter::once(&self.sms.provider)
-            .chain(self.sms.fallback.0.iter())
-            .collect();
-        for (i, name) in chain.iter().enumerate() {
-            let key = if i == 0 {
-                "sms.provider"
-            } else {
-                "sms.fallback"
-            };
-            if !SMS_PROVIDERS.contains(&name.as_str()) {
+        let chain: Vec<ProviderKind> = self.sms.chain().collect();
+        for (i, kind) in chain.iter().enumerate() {
+            if chain[..i].contains(kind) {
                 errs.push(format!(
-                    "{key}: unknown provider {name:?} (one of: {})",
-                    SMS_PROVIDERS.join(", ")
+                    "sms.fallback: provider {kind:?} is listed twice",
+                    kind = kind.name()
                 ));
-            } else if chain[..i].contains(name) {
-                errs.push(format!("{key}: provider {name:?} is listed twice"));
+                continue;
             }
-        }
-        let sms = &self.sms;
-        let need = |errs: &mut Vec<String>, provider: &str, fields: &[(&str, bool)]| {
-            if chain.iter().any(|p| p.as_str() == provider) {
-                for (field, empty) in fields {
-                    if *empty {
-                        errs.push(format!(
-                            "sms.{provider}.{field} is required when {provider} is in the SMS chain \
-                             (env PHONEAUTH_SMS__{}__{})",
-                            provider.to_uppercase(),
-                            field.to_uppercase()
-                        ));
-                    }
+            for field in self.sms.missing_keys(*kind) {
+                errs.push(format!(
+                    "sms.{kind}.{field} is required when {kind} is in the SMS chain \
+                     (env PHONEAUTH_SMS__{}__{})",
+                    kind.name().to_uppercase(),
+                    field.to_uppercase()
+                ));
+            }
+            if let Some(url) = self.sms.base_url(*kind) {
+                match url::Url::parse(url) {
+                    Ok(u)
+                        if (u.scheme() == "https" || u.scheme() == "http")
+                            && u.host_str().is_some() => {}
+                    _ => errs.push(format!(
+                        "sms.{kind}.base_url: {url:?} is not an http(s) URL"
+                    )),
                 }
-            }
-        };
-        let c = &sms.cloopen;
-        need(
-            &mut errs,
-            "cloopen",
-            &[
-                ("account_sid", c.account_sid.is_empty()),
-                ("auth_token", c.auth_token.is_empty()),
-                ("app_id", c.app_id.is_empty()),
-                ("template_id", c.template_id.is_empty()),
-            ],
-        );
-        let a = &sms.aliyun;
-        need(
-            &mut errs,
-            "aliyun",
-            &[
-                ("access_key_id", a.access_key_id.is_empty()),
-                ("access_key_secret", a.access_key_secret.is_empty()),
-                ("sign_name", a.sign_name.is_empty()),
-                ("template_code", a.template_code.is_empty()),
-            ],
-        );
-        let t = &sms.tencent;
-        need(
-            &mut errs,
-            "tencent",
-            &[
-                ("secret_id", t.secret_id.is_empty()),
-                ("secret_key", t.secret_key.is_empty()),
-                ("sdk_app_id", t.sdk_app_id.is_empty()),
-                ("sign_name", t.sign_name.is_empty()),
-                ("template_id", t.template_id.is_empty()),
-                ("region", t.region.is_empty()),
-            ],
-        );
-        let w = &sms.twilio;
-        need(
-            &mut errs,
-            "twilio",
-            &[
-                ("account_sid", w.account_sid.is_empty()),
-                ("auth_token", w.auth_token.is_empty()),
-                (
-                    "from",
-                    w.from.is_empty() && w.messaging_service_sid.is_empty(),
-                ),
-            ],
-        );
-        for (provider, url) in [
-            ("cloopen", &c.base_url),
-            ("aliyun", &a.base_url),
-            ("tencent", &t.base_url),
-            ("twilio", &w.base_url),
-        ] {
-            match url::Url::parse(url) {
-                Ok(u)
-                    if (u.scheme() == "https" || u.scheme() == "http")
-                        && u.host_str().is_some() => {}
-                _ => errs.push(format!(
-                    "sms.{provider}.base_url: {url:?} is not an http(s) URL"
-                )),
             }
         }
         errs

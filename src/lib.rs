@@ -6,6 +6,7 @@ pub mod app;
 pub mod captcha;
 pub mod clock;
 pub mod config;
+pub mod deployment_secret;
 pub mod domain;
 pub mod flow;
 pub mod http;

@@ -88,7 +88,8 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             let mobile = Mobile::parse(&mobile, &policy).context("not a valid mobile number")?;
             let clock: phoneauth::clock::SharedClock =
                 std::sync::Arc::new(phoneauth::clock::SystemClock);
-            let chain = phoneauth::app::build_sms_chain(&config, clock)?;
+            let chain = phoneauth::sms::SmsChain::from_config(&config.sms, clock)
+                .map_err(anyhow::Error::msg)?;
             let code = phoneauth::secret::random_code();
             let msg = SmsMessage {
                 mobile: &mobile,

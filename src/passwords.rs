@@ -2,18 +2,22 @@
 //! `max_concurrent_hashes` run at once, and a request that cannot get a slot
 //! within the queue timeout is refused instead of piling up.
 //!
-//! Hashes run on a fixed set of threads started once, one per slot, not on
-//! tokio's blocking pool: each argon2id run takes `argon2_memory_kib` (19 MiB
-//! by default), and the allocator keeps what a thread used in that thread's
-//! arena, so a burst spread over hundreds of blocking threads left the
-//! process at 600-865 MB. With a fixed set, memory stays at about one hash
-//! per slot (BENCHMARKS.md).
+//! Hashes run on a fixed set of threads started once, one per slot, each
+//! reusing its own argon2 memory (`argon2_memory_kib`, 19 MiB by default)
+//! from one hash to the next. Allocating it per hash on tokio's blocking pool
+//! left the process at 600-865 MB after a burst: the allocator keeps freed
+//! blocks in per-thread arenas, and a fixed set of threads alone still
+//! reached 394 MB. Reused, the memory is one block set per slot
+//! (BENCHMARKS.md). PHC strings are written and read with the `password-hash`
+//! types, so stored hashes stay standard `$argon2id$v=19$…`.
 
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use argon2::{Algorithm, Argon2, Params, PasswordHasher as _, PasswordVerifier as _, Version};
+use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
+use argon2::{ARGON2ID_IDENT, Algorithm, Argon2, Block, Params, Version};
+use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 
 use crate::config::PasswordConfig;
@@ -27,8 +31,9 @@ pub enum HashError {
     Internal(String),
 }
 
-/// Work for a hashing thread; it sends its own answer.
-type Job = Box<dyn FnOnce() + Send + 'static>;
+/// Work for a hashing thread, given the thread's argon2 memory; it sends its
+/// own answer.
+type Job = Box<dyn FnOnce(&mut Vec<Block>) + Send + 'static>;
 
 pub struct PasswordHasher {
     params: Params,
@@ -54,7 +59,7 @@ impl PasswordHasher {
             n => n,
         };
         let dummy = crate::secret::random_hex(16);
-        let dummy_hash = hash_now(&params, &dummy)?;
+        let dummy_hash = hash_with(&params, &dummy, &mut Vec::new())?;
         let (jobs, queue) = mpsc::channel::<Job>();
         let queue = Arc::new(Mutex::new(queue));
         for i in 0..slots {
@@ -62,6 +67,8 @@ impl PasswordHasher {
             std::thread::Builder::new()
                 .name(format!("argon2-{i}"))
                 .spawn(move || {
+                    // This thread's argon2 memory, kept between hashes.
+                    let mut blocks: Vec<Block> = Vec::new();
                     loop {
                         // The lock is held only while waiting for the next job.
                         let job = match queue.lock() {
@@ -69,7 +76,7 @@ impl PasswordHasher {
                             Err(p) => p.into_inner().recv(),
                         };
                         match job {
-                            Ok(job) => job(),
+                            Ok(job) => job(&mut blocks),
                             // The hasher was dropped: nothing more will come.
                             Err(_) => return,
                         }
@@ -89,7 +96,8 @@ impl PasswordHasher {
     pub async fn hash(&self, password: &Password) -> Result<String, HashError> {
         let params = self.params.clone();
         let pw = password.expose().to_owned();
-        self.run(move || hash_now(&params, &pw)).await
+        self.run(move |blocks| hash_with(&params, &pw, blocks))
+            .await
     }
 
     /// Checks `password` against `stored`, or against the dummy hash when there
@@ -103,27 +111,23 @@ impl PasswordHasher {
         let hash = stored.unwrap_or(&self.dummy_hash).to_owned();
         let pw = password.expose().to_owned();
         let ok = self
-            .run(move || {
-                Ok(Argon2::default()
-                    .verify_password(pw.as_bytes(), hash.as_str())
-                    .is_ok())
-            })
+            .run(move |blocks| Ok(verify_with(&pw, &hash, blocks)))
             .await?;
         Ok(ok && known)
     }
 
     async fn run<T: Send + 'static>(
         &self,
-        work: impl FnOnce() -> Result<T, HashError> + Send + 'static,
+        work: impl FnOnce(&mut Vec<Block>) -> Result<T, HashError> + Send + 'static,
     ) -> Result<T, HashError> {
         let permit = tokio::time::timeout(self.queue_timeout, self.slots.clone().acquire_owned())
             .await
             .map_err(|_| HashError::Busy)?
             .map_err(|_| HashError::Busy)?;
         let (done, answer) = tokio::sync::oneshot::channel();
-        let job: Job = Box::new(move || {
+        let job: Job = Box::new(move |blocks| {
             let _permit = permit;
-            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work))
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(blocks)))
                 .unwrap_or_else(|_| Err(HashError::Internal("password hashing panicked".into())));
             let _ = done.send(result);
         });
@@ -136,11 +140,73 @@ impl PasswordHasher {
     }
 }
 
-fn hash_now(params: &Params, password: &str) -> Result<String, HashError> {
+/// The first `params.block_count()` blocks of `blocks`, grown when needed.
+fn memory_for<'a>(blocks: &'a mut Vec<Block>, params: &Params) -> &'a mut [Block] {
+    let need = params.block_count();
+    if blocks.len() < need {
+        blocks.resize(need, Block::default());
+    }
+    &mut blocks[..need]
+}
+
+fn internal(e: impl std::fmt::Display) -> HashError {
+    HashError::Internal(e.to_string())
+}
+
+/// An argon2id PHC string for `password` with a fresh 16-byte salt.
+fn hash_with(
+    params: &Params,
+    password: &str,
+    blocks: &mut Vec<Block>,
+) -> Result<String, HashError> {
+    let mut salt_bytes = [0u8; 16];
+    rand::Rng::fill_bytes(&mut rand::rng(), &mut salt_bytes);
+    let salt = Salt::new(&salt_bytes).map_err(internal)?;
+    let mut out = [0u8; 32];
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
-        .hash_password(password.as_bytes())
-        .map(|h| h.to_string())
-        .map_err(|e| HashError::Internal(e.to_string()))
+        .hash_password_into_with_memory(
+            password.as_bytes(),
+            salt.as_ref(),
+            &mut out,
+            memory_for(blocks, params),
+        )
+        .map_err(internal)?;
+    let phc = PasswordHash {
+        algorithm: ARGON2ID_IDENT,
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(params).map_err(internal)?,
+        salt: Some(salt),
+        hash: Some(Output::new(&out).map_err(internal)?),
+    };
+    Ok(phc.to_string())
+}
+
+/// Whether `password` matches the PHC string `stored` (any argon2 variant
+/// and parameters); a string that does not parse matches nothing.
+fn verify_with(password: &str, stored: &str, blocks: &mut Vec<Block>) -> bool {
+    let Ok(phc) = PasswordHash::new(stored) else {
+        return false;
+    };
+    let (Some(salt), Some(expected)) = (&phc.salt, &phc.hash) else {
+        return false;
+    };
+    let Ok(algorithm) = Algorithm::try_from(phc.algorithm.as_str()) else {
+        return false;
+    };
+    let Ok(version) = phc.version.map_or(Ok(Version::V0x13), Version::try_from) else {
+        return false;
+    };
+    let Ok(params) = Params::try_from(&phc) else {
+        return false;
+    };
+    let mut out = vec![0u8; expected.len()];
+    let hashed = Argon2::new(algorithm, version, params.clone()).hash_password_into_with_memory(
+        password.as_bytes(),
+        salt.as_ref(),
+        &mut out,
+        memory_for(blocks, &params),
+    );
+    hashed.is_ok() && bool::from(out.as_slice().ct_eq(expected.as_bytes()))
 }
 
 #[cfg(test)]
@@ -187,6 +253,38 @@ mod tests {
             !h.verify(&pw("anything at all"), None)
                 .await
                 .expect("verify")
+        );
+    }
+
+    #[test]
+    fn our_hashes_read_as_standard_argon2_and_standard_hashes_verify() {
+        use argon2::{PasswordHasher as _, PasswordVerifier as _};
+        let params = Params::new(64, 1, 1, None).expect("params");
+        let mut blocks = Vec::new();
+        // Ours, checked by the argon2 crate's own verifier.
+        let ours = hash_with(&params, "correct horse", &mut blocks).expect("hash");
+        assert!(
+            Argon2::default()
+                .verify_password(b"correct horse", ours.as_str())
+                .is_ok()
+        );
+        // The crate's own (other parameters), checked by ours with the
+        // memory the thread already holds.
+        let theirs = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(128, 2, 1, None).expect("params"),
+        )
+        .hash_password(b"battery staple")
+        .expect("hash")
+        .to_string();
+        assert!(verify_with("battery staple", &theirs, &mut blocks));
+        assert!(!verify_with("battery stapler", &theirs, &mut blocks));
+        assert!(!verify_with("battery staple", "not a hash", &mut blocks));
+        assert_eq!(
+            blocks.len(),
+            128,
+            "the memory grew to the larger hash and stays"
         );
     }
 

@@ -34,6 +34,7 @@ use tokio::time::Instant;
 use tower::ServiceExt;
 
 use crate::config::ServerConfig;
+use crate::http::canonical;
 use crate::meter;
 
 /// File descriptors kept back from the connection cap for the store, the
@@ -145,13 +146,6 @@ impl Gate {
             ip: Some(ip),
             gate: self.clone(),
         })
-    }
-}
-
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
     }
 }
 

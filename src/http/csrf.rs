@@ -16,9 +16,10 @@ use axum::middleware::Next;
 use axum::response::Response;
 use subtle::ConstantTimeEq;
 
-use super::envelope;
-use super::extract::{TrustedProxies, cookie, lang_of};
-use crate::domain::{Errno, Lang};
+use super::client_address::TrustedProxies;
+use super::extract::cookie;
+use super::{envelope, messages};
+use crate::domain::Errno;
 use crate::secret;
 
 pub const CSRF_COOKIE: &str = "csrf_token";
@@ -46,11 +47,7 @@ pub async fn layer(State(policy): State<CsrfPolicy>, req: Request, next: Next) -
     let mut resp = match refused {
         Some(why) => {
             tracing::info!(reason = why, "CSRF check refused a request");
-            let msg = match lang_of(req.headers()) {
-                Lang::Zh => "跨站请求被拒绝",
-                Lang::En => "Cross-site request refused",
-            };
-            envelope::plain(StatusCode::FORBIDDEN, Errno::ReqErr, msg)
+            envelope::transport(StatusCode::FORBIDDEN, Errno::ReqErr, messages::CROSS_SITE)
         }
         None => next.run(req).await,
     };

@@ -7,9 +7,9 @@ use axum::response::Response;
 use axum::routing::get;
 use serde_json::json;
 
-use super::AppState;
-use super::envelope::{self, Msg};
-use crate::domain::{CaptchaId, Errno, Lang};
+use super::error::ApiError;
+use super::{AppState, envelope, messages};
+use crate::domain::{CaptchaId, Errno};
 use crate::flow::FlowError;
 
 pub fn routes() -> Router<AppState> {
@@ -19,30 +19,32 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// The current answer of a captcha, not consumed.
-async fn captcha(State(s): State<AppState>, lang: Lang, Path(raw): Path<String>) -> Response {
+async fn captcha(State(s): State<AppState>, Path(raw): Path<String>) -> Result<Response, ApiError> {
     let Some(id) = CaptchaId::parse(&raw) else {
-        return envelope::plain(StatusCode::BAD_REQUEST, Errno::ParamErr, "bad id");
+        return Ok(envelope::plain(
+            StatusCode::BAD_REQUEST,
+            Errno::ParamErr,
+            "bad id",
+        ));
     };
-    match s.flow.dev_captcha(&id).await {
-        Ok(Some(text)) => envelope::ok(lang, Msg::OK, Some(json!({ "text": text }))),
-        Ok(None) => envelope::error(lang, &FlowError::CaptchaMissing),
-        Err(e) => envelope::error(lang, &e),
-    }
+    let text = s
+        .flow
+        .dev_captcha(&id)
+        .await?
+        .ok_or(FlowError::CaptchaMissing)?;
+    Ok(envelope::ok(messages::OK, Some(json!({ "text": text }))))
 }
 
 /// The last code sent to a mobile number.
-async fn sms(State(s): State<AppState>, lang: Lang, Path(raw): Path<String>) -> Response {
-    let mobile = match s.flow.parse_mobile(Some(&raw)) {
-        Ok(m) => m,
-        Err(e) => return envelope::error(lang, &e),
-    };
-    match s.flow.dev_sms(&mobile).await {
-        Ok(Some(d)) => envelope::ok(
-            lang,
-            Msg::OK,
-            Some(json!({ "code": d.code, "message": d.message })),
-        ),
-        Ok(None) => envelope::error(lang, &FlowError::CodeMissing),
-        Err(e) => envelope::error(lang, &e),
-    }
+async fn sms(State(s): State<AppState>, Path(raw): Path<String>) -> Result<Response, ApiError> {
+    let mobile = s.flow.inputs().mobile(Some(&raw))?;
+    let sent = s
+        .flow
+        .dev_sms(&mobile)
+        .await?
+        .ok_or(FlowError::CodeMissing)?;
+    Ok(envelope::ok(
+        messages::OK,
+        Some(json!({ "code": sent.code, "message": sent.message })),
+    ))
 }

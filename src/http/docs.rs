@@ -6,20 +6,26 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 
+pub use super::wire::{Profile, SessionInfo};
+
+/// Always a string: `0` OK, `4001` DBERR, `4002` NODATA, `4003`
+/// DATAEXIST, `4004` DATAERR, `4101` SESSIONERR, `4102` LOGINERR, `4103`
+/// PARAMERR, `4104` USERERR, `4105` ROLEERR, `4106` PWDERR, `4201` REQERR,
+/// `4202` IPERR, `4301` THIRDERR, `4302` IOERR, `4500` SERVERERR, `4501`
+/// UNKOWNERR.
+#[derive(Serialize, ToSchema)]
+#[schema(
+    pattern = "^(0|4001|4002|4003|4004|4101|4102|4103|4104|4105|4106|4201|4202|4301|4302|4500|4501)$",
+    example = "0"
+)]
+pub struct ErrnoCode(String);
+
 /// The errno envelope (SPEC §2). Business outcomes, limits and outages
 /// included, answer HTTP 200 with this; limits add `Retry-After`.
 #[derive(Serialize, ToSchema)]
 pub struct Envelope {
-    /// Always a string: `0` OK, `4001` DBERR, `4002` NODATA, `4003`
-    /// DATAEXIST, `4004` DATAERR, `4101` SESSIONERR, `4102` LOGINERR, `4103`
-    /// PARAMERR, `4104` USERERR, `4105` ROLEERR, `4106` PWDERR, `4201` REQERR,
-    /// `4202` IPERR, `4301` THIRDERR, `4302` IOERR, `4500` SERVERERR, `4501`
-    /// UNKOWNERR.
-    #[schema(
-        pattern = "^(0|4001|4002|4003|4004|4101|4102|4103|4104|4105|4106|4201|4202|4301|4302|4500|4501)$",
-        example = "0"
-    )]
-    pub errno: String,
+    #[schema(inline)]
+    pub errno: ErrnoCode,
     /// Chinese unless `Accept-Language` prefers English.
     pub errmsg: String,
 }
@@ -28,53 +34,18 @@ pub struct Envelope {
 /// (errno `4101`).
 #[derive(Serialize, ToSchema)]
 pub struct SessionReply {
-    /// Always a string: `0` OK, `4001` DBERR, `4002` NODATA, `4003`
-    /// DATAEXIST, `4004` DATAERR, `4101` SESSIONERR, `4102` LOGINERR, `4103`
-    /// PARAMERR, `4104` USERERR, `4105` ROLEERR, `4106` PWDERR, `4201` REQERR,
-    /// `4202` IPERR, `4301` THIRDERR, `4302` IOERR, `4500` SERVERERR, `4501`
-    /// UNKOWNERR.
-    #[schema(
-        pattern = "^(0|4001|4002|4003|4004|4101|4102|4103|4104|4105|4106|4201|4202|4301|4302|4500|4501)$",
-        example = "0"
-    )]
-    pub errno: String,
+    #[schema(inline)]
+    pub errno: ErrnoCode,
     pub errmsg: String,
     pub data: Option<SessionInfo>,
 }
 
 #[derive(Serialize, ToSchema)]
-pub struct SessionInfo {
-    pub user_id: i64,
-    pub name: String,
-}
-
-#[derive(Serialize, ToSchema)]
 pub struct ProfileReply {
-    /// Always a string: `0` OK, `4001` DBERR, `4002` NODATA, `4003`
-    /// DATAEXIST, `4004` DATAERR, `4101` SESSIONERR, `4102` LOGINERR, `4103`
-    /// PARAMERR, `4104` USERERR, `4105` ROLEERR, `4106` PWDERR, `4201` REQERR,
-    /// `4202` IPERR, `4301` THIRDERR, `4302` IOERR, `4500` SERVERERR, `4501`
-    /// UNKOWNERR.
-    #[schema(
-        pattern = "^(0|4001|4002|4003|4004|4101|4102|4103|4104|4105|4106|4201|4202|4301|4302|4500|4501)$",
-        example = "0"
-    )]
-    pub errno: String,
+    #[schema(inline)]
+    pub errno: ErrnoCode,
     pub errmsg: String,
     pub data: Option<Profile>,
-}
-
-/// A user as clients see it.
-#[derive(Serialize, ToSchema)]
-pub struct Profile {
-    pub user_id: i64,
-    /// Defaults to the mobile number.
-    pub name: String,
-    /// National number for CN (`13812345678`), E.164 otherwise.
-    pub mobile: String,
-    pub avatar: Option<String>,
-    #[schema(format = DateTime)]
-    pub create_time: String,
 }
 
 /// The four-step flow's envelope: `code` 1 is success, 0 failure.

@@ -1,21 +1,20 @@
 //! Extractors that turn a request into what handlers need, never rejecting
-//! with axum's plain-text answers: a malformed body becomes PARAMERR, an
-//! oversized one 413, both in our envelope.
-
-use std::net::{IpAddr, SocketAddr};
+//! with axum's plain-text answers: a malformed body becomes PARAMERR in the
+//! route set's envelope, an oversized one 413, a late one 408. (Who the
+//! client is: `client_address`.)
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, FromRef, FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::Response;
-use ipnet::IpNet;
+use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 
 use super::envelope;
+use super::error::ApiError;
+use super::messages;
 use crate::domain::{Errno, Lang};
-use crate::flow::{FlowError, ParamError};
-use crate::limits::ClientKey;
+use crate::flow::ParamError;
 
 /// `Accept-Language` decides: English when `en` is preferred over `zh`.
 pub fn lang_of(headers: &HeaderMap) -> Lang {
@@ -68,26 +67,30 @@ where
     type Rejection = Response;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let lang = lang_of(req.headers());
         let deadline = req.extensions().get::<BodyDeadline>().map(|d| d.0);
         let read = Bytes::from_request(req, state);
         let read = match deadline {
             Some(at) => match tokio::time::timeout_at(at, read).await {
                 Ok(r) => r,
-                Err(_) => return Err(body_timed_out(lang)),
+                Err(_) => {
+                    return Err(envelope::transport(
+                        StatusCode::REQUEST_TIMEOUT,
+                        Errno::ParamErr,
+                        messages::BODY_TIMED_OUT,
+                    ));
+                }
             },
             None => read.await,
         };
+        let malformed = || ApiError::from(ParamError::Body).into_response();
         let bytes = read.map_err(|rej| {
             if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                super::limits::too_large(lang)
+                super::limits::too_large()
             } else {
-                envelope::error(lang, &FlowError::Param(ParamError::Body))
+                malformed()
             }
         })?;
-        parse_object(&bytes)
-            .map(JsonBody)
-            .ok_or_else(|| envelope::error(lang, &FlowError::Param(ParamError::Body)))
+        parse_object(&bytes).map(JsonBody).ok_or_else(malformed)
     }
 }
 
@@ -95,14 +98,6 @@ where
 /// header), set by [`super::limits::layer`].
 #[derive(Debug, Clone, Copy)]
 pub struct BodyDeadline(pub tokio::time::Instant);
-
-fn body_timed_out(lang: Lang) -> Response {
-    let msg = match lang {
-        Lang::Zh => "请求数据超时",
-        Lang::En => "The request body did not arrive in time",
-    };
-    envelope::plain(StatusCode::REQUEST_TIMEOUT, Errno::ParamErr, msg)
-}
 
 fn parse_object<T: DeserializeOwned>(bytes: &[u8]) -> Option<T> {
     let value: serde_json::Value = if bytes.iter().all(u8::is_ascii_whitespace) {
@@ -114,90 +109,6 @@ fn parse_object<T: DeserializeOwned>(bytes: &[u8]) -> Option<T> {
         return None;
     }
     serde_json::from_value(value).ok()
-}
-
-/// Proxies whose `X-Forwarded-For` is believed.
-#[derive(Debug, Clone, Default)]
-pub struct TrustedProxies(pub std::sync::Arc<Vec<IpNet>>);
-
-impl TrustedProxies {
-    pub fn trusts(&self, ip: IpAddr) -> bool {
-        let ip = canonical(ip);
-        self.0.iter().any(|n| n.contains(&ip))
-    }
-
-    /// The socket peer, or — when the peer is a trusted proxy — the right-most
-    /// `X-Forwarded-For` hop that is not itself trusted.
-    pub fn client_ip(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
-        let peer = canonical(peer);
-        if !self.trusts(peer) {
-            return peer;
-        }
-        let hops: Vec<&str> = headers
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(str::trim)
-            .collect();
-        let mut client = peer;
-        for hop in hops.into_iter().rev() {
-            // A hop we cannot read ends the walk: skipping it would let the
-            // entries to its left, which the client wrote, decide.
-            let Some(ip) = parse_hop(hop) else { break };
-            client = canonical(ip);
-            if !self.trusts(client) {
-                break;
-            }
-        }
-        client
-    }
-}
-
-/// One `X-Forwarded-For` hop: an address, with or without a port
-/// (`203.0.113.7:5555`, `[2001:db8::1]:443`), as load balancers write them.
-fn parse_hop(hop: &str) -> Option<IpAddr> {
-    hop.parse::<IpAddr>()
-        .ok()
-        .or_else(|| hop.parse::<SocketAddr>().ok().map(|s| s.ip()))
-        .or_else(|| {
-            // `[2001:db8::1]` without a port.
-            hop.strip_prefix('[')?.strip_suffix(']')?.parse().ok()
-        })
-}
-
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    }
-}
-
-/// The client a request is limited as.
-pub struct Client(pub ClientKey);
-
-impl<S> FromRequestParts<S> for Client
-where
-    S: Send + Sync,
-    TrustedProxies: FromRef<S>,
-{
-    type Rejection = Response;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip())
-            .ok_or_else(|| {
-                envelope::plain(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    Errno::ServerErr,
-                    "no peer address",
-                )
-            })?;
-        let ip = TrustedProxies::from_ref(state).client_ip(peer, &parts.headers);
-        Ok(Client(ClientKey::from_ip(ip)))
-    }
 }
 
 /// The value of cookie `name`, if the request carries it.
@@ -241,37 +152,6 @@ mod tests {
             Lang::En
         );
         assert_eq!(lang_of(&headers(&[("accept-language", "fr")])), Lang::Zh);
-    }
-
-    #[test]
-    fn forwarded_for_is_believed_only_from_trusted_proxies() {
-        let tp = TrustedProxies(std::sync::Arc::new(vec![
-            "10.0.0.0/8".parse().expect("cidr"),
-        ]));
-        let h = headers(&[("x-forwarded-for", "198.51.100.7, 203.0.113.9, 10.0.0.2")]);
-        let untrusted: IpAddr = "192.0.2.1".parse().expect("ip");
-        assert_eq!(tp.client_ip(untrusted, &h), untrusted);
-        let proxy: IpAddr = "10.0.0.1".parse().expect("ip");
-        // Right-most untrusted hop: the left entries could be forged by the client.
-        assert_eq!(
-            tp.client_ip(proxy, &h),
-            "203.0.113.9".parse::<IpAddr>().expect("ip")
-        );
-        assert_eq!(tp.client_ip(proxy, &headers(&[])), proxy);
-        // Hops with ports are read as their address.
-        let ported = headers(&[("x-forwarded-for", "198.51.100.7, 203.0.113.9:51234")]);
-        assert_eq!(
-            tp.client_ip(proxy, &ported),
-            "203.0.113.9".parse::<IpAddr>().expect("ip")
-        );
-        let v6 = headers(&[("x-forwarded-for", "[2001:db8::7]:443")]);
-        assert_eq!(
-            tp.client_ip(proxy, &v6),
-            "2001:db8::7".parse::<IpAddr>().expect("ip")
-        );
-        // An unreadable hop stops the walk at the last trusted address.
-        let odd = headers(&[("x-forwarded-for", "198.51.100.7, unknown")]);
-        assert_eq!(tp.client_ip(proxy, &odd), proxy);
     }
 
     #[test]

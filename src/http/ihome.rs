@@ -9,18 +9,18 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::Deserialize;
 use serde_json::json;
-use time::format_description::well_known::Rfc3339;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::client_address::Client;
 use super::docs::{Envelope, ProfileReply, SessionReply};
-use super::envelope::{self, Msg};
-use super::extract::{Client, JsonBody};
-use super::{AppState, actions};
-use crate::domain::{Errno, Lang};
-use crate::flow::{FlowError, ParamError};
-use crate::users::User;
+use super::error::ApiError;
+use super::extract::JsonBody;
+use super::wire::{LoginBody, Profile, SessionInfo};
+use super::{AppState, actions, envelope, messages, session};
+use crate::domain::Errno;
+use crate::flow::{CodeRequestFields, FlowError, ParamError, RegistrationFields};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     let api = || {
@@ -49,12 +49,11 @@ pub fn routes() -> OpenApiRouter<AppState> {
     ))]
 async fn image_code(
     State(s): State<AppState>,
-    lang: Lang,
     Client(client): Client,
     id: Result<Path<String>, PathRejection>,
-) -> Response {
+) -> Result<Response, ApiError> {
     let id = id.ok().map(|Path(raw)| raw);
-    actions::captcha(&s, lang, &client, id.as_deref(), None).await
+    actions::captcha(&s, &client, id.as_deref(), None).await
 }
 
 /// Checks (and consumes) the captcha and sends an SMS code to `mobile`.
@@ -67,26 +66,19 @@ async fn image_code(
     responses((status = 200, description = "OK, or PARAMERR, REQERR, NODATA, DATAERR, DATAEXIST, DBERR, THIRDERR", body = Envelope)))]
 async fn sms_code(
     State(s): State<AppState>,
-    lang: Lang,
     Client(client): Client,
     mobile: Result<Path<String>, PathRejection>,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
-) -> Response {
-    let Ok(Query(q)) = query else {
-        return envelope::error(lang, &FlowError::Param(ParamError::Body));
-    };
+) -> Result<Response, ApiError> {
+    let Query(q) = query.map_err(|_| ParamError::Body)?;
     let mobile = mobile.ok().map(|Path(m)| m);
-    let field = |k: &str| q.get(k).map(String::as_str);
-    actions::send_code(
-        &s,
-        lang,
-        &client,
-        mobile.as_deref(),
-        field("image_code"),
-        field("image_code_id"),
-        "image_code_id",
-    )
-    .await
+    let fields = CodeRequestFields {
+        mobile: mobile.as_deref(),
+        image_code: q.get("image_code").map(String::as_str),
+        image_code_id: q.get("image_code_id").map(String::as_str),
+        id_field: "image_code_id",
+    };
+    actions::send_code(&s, &client, fields).await
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -106,26 +98,16 @@ struct RegisterBody {
     ))]
 async fn register(
     State(s): State<AppState>,
-    lang: Lang,
     headers: HeaderMap,
     JsonBody(b): JsonBody<RegisterBody>,
-) -> Response {
-    actions::register(
-        &s,
-        lang,
-        &headers,
-        b.mobile.as_deref(),
-        b.sms_code.as_deref(),
-        b.password.as_deref(),
-        b.password2.as_deref(),
-    )
-    .await
-}
-
-#[derive(Deserialize, ToSchema)]
-pub(super) struct LoginBody {
-    pub mobile: Option<String>,
-    pub password: Option<String>,
+) -> Result<Response, ApiError> {
+    let fields = RegistrationFields {
+        mobile: b.mobile.as_deref(),
+        sms_code: b.sms_code.as_deref(),
+        password: b.password.as_deref(),
+        password2: b.password2.as_deref(),
+    };
+    actions::register(&s, &headers, fields).await
 }
 
 /// Logs in with mobile and password; a new session id every time.
@@ -137,39 +119,32 @@ pub(super) struct LoginBody {
     ))]
 async fn login(
     State(s): State<AppState>,
-    lang: Lang,
     Client(client): Client,
     headers: HeaderMap,
     JsonBody(b): JsonBody<LoginBody>,
-) -> Response {
-    actions::login(
-        &s,
-        lang,
-        &client,
-        &headers,
-        b.mobile.as_deref(),
-        b.password.as_deref(),
-    )
-    .await
+) -> Result<Response, ApiError> {
+    actions::login(&s, &client, &headers, b.fields()).await
 }
 
 #[utoipa::path(get, path = "/session", tag = "ihome",
     responses((status = 200, description = "Logged in (errno 0, errmsg \"true\") or not (errno 4101, errmsg \"false\")", body = SessionReply)))]
 /// Whether the caller is logged in: `errmsg` is `"true"` or `"false"`, as the
 /// original pages test it.
-async fn current_session(State(s): State<AppState>, lang: Lang, headers: HeaderMap) -> Response {
-    match s.current_session(&headers).await {
-        Ok(Some(data)) => envelope::json_response(
+async fn current_session(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    Ok(match session::current(&s, &headers).await? {
+        Some(data) => envelope::json_response(
             StatusCode::OK,
             &json!({
                 "errno": Errno::Ok,
                 "errmsg": "true",
-                "data": { "user_id": data.user_id, "name": data.name },
+                "data": SessionInfo::from(&data),
             }),
         ),
-        Ok(None) => envelope::plain(StatusCode::OK, Errno::SessionErr, "false"),
-        Err(e) => envelope::error(lang, &e),
-    }
+        None => envelope::plain(StatusCode::OK, Errno::SessionErr, "false"),
+    })
 }
 
 /// Ends the session; the `csrf_token` cookie stays valid.
@@ -178,34 +153,20 @@ async fn current_session(State(s): State<AppState>, lang: Lang, headers: HeaderM
         (status = 200, description = "OK", body = Envelope),
         (status = 403, description = "Cross-site request refused", body = Envelope),
     ))]
-async fn logout(State(s): State<AppState>, lang: Lang, headers: HeaderMap) -> Response {
-    actions::logout(&s, lang, &headers).await
+async fn logout(State(s): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    actions::logout(&s, &headers).await
 }
 
 /// The logged-in user's profile.
 #[utoipa::path(get, path = "/user", tag = "ihome",
     responses((status = 200, description = "OK with the profile, or SESSIONERR, USERERR, DBERR", body = ProfileReply)))]
-async fn user_profile(State(s): State<AppState>, lang: Lang, headers: HeaderMap) -> Response {
-    let result = async {
-        let data = s
-            .current_session(&headers)
-            .await?
-            .ok_or(FlowError::NotLoggedIn)?;
-        s.flow.user(data.user_id).await
-    }
-    .await;
-    match result {
-        Ok(user) => envelope::ok(lang, Msg::OK, Some(profile(&user))),
-        Err(e) => envelope::error(lang, &e),
-    }
-}
-
-pub fn profile(user: &User) -> serde_json::Value {
-    json!({
-        "user_id": user.id,
-        "name": user.name,
-        "mobile": user.mobile.display(),
-        "avatar": user.avatar_url,
-        "create_time": user.created_at.format(&Rfc3339).ok(),
-    })
+async fn user_profile(State(s): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let data = session::current(&s, &headers)
+        .await?
+        .ok_or(FlowError::NotLoggedIn)?;
+    let user = s.flow.user(data.user_id).await?;
+    Ok(envelope::ok(
+        messages::OK,
+        Some(envelope::data(&Profile::from(&user))),
+    ))
 }

@@ -12,8 +12,9 @@ use axum::middleware::Next;
 use axum::response::Response;
 
 use super::envelope;
-use super::extract::{BodyDeadline, lang_of};
-use crate::domain::{Errno, Lang};
+use super::extract::BodyDeadline;
+use super::messages;
+use crate::domain::Errno;
 
 #[derive(Debug, Clone, Copy)]
 pub struct BodyRules {
@@ -28,19 +29,19 @@ pub async fn layer(State(rules): State<BodyRules>, mut req: Request, next: Next)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
     if declared.is_some_and(|n| n > rules.max_bytes as u64) {
-        return too_large(lang_of(req.headers()));
+        return too_large();
     }
     req.extensions_mut()
         .insert(BodyDeadline(tokio::time::Instant::now() + rules.timeout));
     next.run(req).await
 }
 
-pub fn too_large(lang: Lang) -> Response {
-    let msg = match lang {
-        Lang::Zh => "请求数据过大",
-        Lang::En => "Request body too large",
-    };
-    let mut resp = envelope::plain(StatusCode::PAYLOAD_TOO_LARGE, Errno::ParamErr, msg);
+pub fn too_large() -> Response {
+    let mut resp = envelope::transport(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        Errno::ParamErr,
+        messages::BODY_TOO_LARGE,
+    );
     // The body is left unread: the connection cannot be reused.
     resp.headers_mut().insert(
         header::CONNECTION,

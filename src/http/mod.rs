@@ -1,27 +1,37 @@
-//! HTTP: the router, middleware, the envelope, and one module per route set.
-//! Handlers are thin: parse, call the flow, map the result.
+//! HTTP: the router and its middleware, one module per route set, and the
+//! wire. Handlers are thin: parse the fields once (`flow::input`), call the
+//! flow, answer; errors travel as `error::ApiError`.
+//!
+//! Where things are: the client's address in `client_address`, the words of
+//! every answer in `messages`, errno and status in `error`, CSRF in `csrf`,
+//! timeouts and body bounds in `limits` (connections: `crate::server`),
+//! request logs in `trace`, shared request and reply types in `wire`.
 
 mod actions;
+mod client_address;
 mod csrf;
 mod dev;
 mod docs;
 mod envelope;
+mod error;
 mod extract;
 mod files;
 mod ihome;
 mod limits;
+mod messages;
 mod passport;
 mod session;
 mod steps;
 mod trace;
 mod validate;
+mod wire;
 
 use std::any::Any;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRef, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -31,15 +41,15 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+pub use client_address::{TrustedProxies, canonical};
 pub use csrf::CsrfPolicy;
-pub use extract::TrustedProxies;
 pub use files::{Folder, private_files_in};
 pub use session::CookiePolicy;
+pub use trace::masked_network;
 
-use crate::domain::{Errno, Lang};
-use crate::flow::{Flow, FlowError, SessionData};
-use crate::users::User;
-use envelope::Msg;
+use crate::config::RouteSet;
+use crate::domain::Errno;
+use crate::flow::{Flow, FlowError};
 
 /// Cheap handles shared by every handler.
 #[derive(Clone)]
@@ -57,39 +67,6 @@ impl FromRef<AppState> for TrustedProxies {
     }
 }
 
-impl AppState {
-    async fn current_session(&self, headers: &HeaderMap) -> Result<Option<SessionData>, FlowError> {
-        match session::session_id(headers) {
-            Some(id) => self.flow.session(id).await,
-            None => Ok(None),
-        }
-    }
-
-    /// Starts a fresh session for `user` (a pre-login id is never reused: the
-    /// old one is ended) and answers OK with the cookie.
-    async fn login_response(
-        &self,
-        lang: Lang,
-        msg: Msg,
-        headers: &HeaderMap,
-        user: &User,
-    ) -> Response {
-        if let Some(old) = session::session_id(headers)
-            && let Err(e) = self.flow.end_session(old).await
-        {
-            return envelope::error(lang, &e);
-        }
-        match self.flow.start_session(user).await {
-            Ok(id) => {
-                let mut resp = envelope::ok(lang, msg, None);
-                session::set(&mut resp, &id, self.cookies);
-                resp
-            }
-            Err(e) => envelope::error(lang, &e),
-        }
-    }
-}
-
 /// Options of the router that are not part of the flow.
 pub struct RouterOptions {
     pub csrf: CsrfPolicy,
@@ -98,7 +75,7 @@ pub struct RouterOptions {
     pub body_timeout: std::time::Duration,
     pub dev_hooks: bool,
     /// Route sets from `compat.routes`; `ihome` is always served.
-    pub route_sets: Vec<String>,
+    pub route_sets: Vec<RouteSet>,
     /// What serves the web pages.
     pub pages: Pages,
 }
@@ -119,11 +96,11 @@ pub fn router(state: AppState, opts: RouterOptions) -> Router {
         .routes(routes!(healthz))
         .routes(routes!(readyz));
     for set in &opts.route_sets {
-        match set.as_str() {
-            "passport" => api = api.merge(passport::routes()),
-            "validate" => api = api.merge(validate::routes()),
-            "steps" => api = api.merge(steps::routes()),
-            _ => {}
+        match set {
+            RouteSet::Ihome => {}
+            RouteSet::Passport => api = api.merge(passport::routes()),
+            RouteSet::Validate => api = api.merge(validate::routes()),
+            RouteSet::Steps => api = api.merge(steps::routes()),
         }
     }
     let (mut app, doc) = api.split_for_parts();
@@ -163,6 +140,7 @@ pub fn router(state: AppState, opts: RouterOptions) -> Router {
         ))
         .layer(middleware::from_fn_with_state(opts.csrf, csrf::layer))
         .layer(CatchPanicLayer::custom(panic_response))
+        .layer(middleware::from_fn(error::errno_wire))
         .layer(middleware::from_fn_with_state(
             state.trusted.clone(),
             trace::layer,
@@ -255,27 +233,23 @@ async fn readyz(State(s): State<AppState>) -> Response {
     }
 }
 
-async fn not_found(lang: Lang) -> Response {
-    let msg = match lang {
-        Lang::Zh => "接口不存在",
-        Lang::En => "No such route",
-    };
-    envelope::plain(StatusCode::NOT_FOUND, Errno::ParamErr, msg)
+async fn not_found() -> Response {
+    envelope::transport(StatusCode::NOT_FOUND, Errno::ParamErr, messages::NO_ROUTE)
 }
 
-async fn method_not_allowed(lang: Lang) -> Response {
-    let msg = match lang {
-        Lang::Zh => "请求方法不允许",
-        Lang::En => "Method not allowed",
-    };
-    envelope::plain(StatusCode::METHOD_NOT_ALLOWED, Errno::ParamErr, msg)
+async fn method_not_allowed() -> Response {
+    envelope::transport(
+        StatusCode::METHOD_NOT_ALLOWED,
+        Errno::ParamErr,
+        messages::METHOD_NOT_ALLOWED,
+    )
 }
 
 fn panic_response(_: Box<dyn Any + Send + 'static>) -> Response {
     tracing::error!("a request handler panicked");
-    envelope::plain(
+    envelope::transport(
         StatusCode::INTERNAL_SERVER_ERROR,
         Errno::ServerErr,
-        "内部错误",
+        messages::INTERNAL,
     )
 }

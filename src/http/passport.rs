@@ -12,11 +12,13 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::client_address::Client;
 use super::docs::Envelope;
-use super::extract::{Client, JsonBody};
-use super::ihome::LoginBody;
+use super::error::ApiError;
+use super::extract::JsonBody;
+use super::wire::LoginBody;
 use super::{AppState, actions};
-use crate::domain::Lang;
+use crate::flow::{CodeRequestFields, RegistrationFields};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -42,15 +44,13 @@ pub fn routes() -> OpenApiRouter<AppState> {
     ))]
 async fn image_code(
     State(s): State<AppState>,
-    lang: Lang,
     Client(client): Client,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
-) -> Response {
+) -> Result<Response, ApiError> {
     let q = query.map(|Query(q)| q).unwrap_or_default();
     let field = |k: &str| q.get(k).map(String::as_str).filter(|v| !v.is_empty());
     let id = field("code_id").or_else(|| field("imageCodeId"));
-    let previous = field("pre_code_id");
-    actions::captcha(&s, lang, &client, id, previous).await
+    actions::captcha(&s, &client, id, field("pre_code_id")).await
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -70,20 +70,16 @@ struct SmsBody {
     ))]
 async fn sms_code(
     State(s): State<AppState>,
-    lang: Lang,
     Client(client): Client,
     JsonBody(b): JsonBody<SmsBody>,
-) -> Response {
-    actions::send_code(
-        &s,
-        lang,
-        &client,
-        b.mobile.as_deref(),
-        b.image_code.as_deref(),
-        b.image_code_id.as_deref(),
-        "image_code_id",
-    )
-    .await
+) -> Result<Response, ApiError> {
+    let fields = CodeRequestFields {
+        mobile: b.mobile.as_deref(),
+        image_code: b.image_code.as_deref(),
+        image_code_id: b.image_code_id.as_deref(),
+        id_field: "image_code_id",
+    };
+    actions::send_code(&s, &client, fields).await
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -105,21 +101,16 @@ struct RegisterBody {
     ))]
 async fn register(
     State(s): State<AppState>,
-    lang: Lang,
     headers: HeaderMap,
     JsonBody(b): JsonBody<RegisterBody>,
-) -> Response {
-    let code = b.sms_code.as_deref().or(b.smscode.as_deref());
-    actions::register(
-        &s,
-        lang,
-        &headers,
-        b.mobile.as_deref(),
-        code,
-        b.password.as_deref(),
-        None,
-    )
-    .await
+) -> Result<Response, ApiError> {
+    let fields = RegistrationFields {
+        mobile: b.mobile.as_deref(),
+        sms_code: b.sms_code.as_deref().or(b.smscode.as_deref()),
+        password: b.password.as_deref(),
+        password2: None,
+    };
+    actions::register(&s, &headers, fields).await
 }
 
 /// Logs in.
@@ -131,20 +122,11 @@ async fn register(
     ))]
 async fn login(
     State(s): State<AppState>,
-    lang: Lang,
     Client(client): Client,
     headers: HeaderMap,
     JsonBody(b): JsonBody<LoginBody>,
-) -> Response {
-    actions::login(
-        &s,
-        lang,
-        &client,
-        &headers,
-        b.mobile.as_deref(),
-        b.password.as_deref(),
-    )
-    .await
+) -> Result<Response, ApiError> {
+    actions::login(&s, &client, &headers, b.fields()).await
 }
 
 /// Logs out (the site links to it with GET as well as POST).
@@ -153,6 +135,6 @@ async fn login(
         (status = 200, description = "OK", body = Envelope),
         (status = 403, description = "Cross-site request refused", body = Envelope),
     ))]
-async fn logout(State(s): State<AppState>, lang: Lang, headers: HeaderMap) -> Response {
-    actions::logout(&s, lang, &headers).await
+async fn logout(State(s): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    actions::logout(&s, &headers).await
 }

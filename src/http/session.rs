@@ -1,10 +1,15 @@
-//! The `session` cookie: opaque id, HttpOnly, SameSite=Lax, Path=/, Secure
-//! when configured.
+//! The `session` cookie (opaque id, HttpOnly, SameSite=Lax, Path=/, Secure
+//! when configured) and what the cookie route sets do with it.
 
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::Response;
 
+use super::error::ApiError;
 use super::extract::cookie;
+use super::messages::Msg;
+use super::{AppState, envelope};
+use crate::flow::{FlowError, SessionData};
+use crate::users::User;
 
 pub const SESSION_COOKIE: &str = "session";
 
@@ -16,6 +21,31 @@ pub struct CookiePolicy {
 
 pub fn session_id(headers: &HeaderMap) -> Option<&str> {
     cookie(headers, SESSION_COOKIE)
+}
+
+/// The session the request's cookie names, if it is live.
+pub async fn current(s: &AppState, headers: &HeaderMap) -> Result<Option<SessionData>, FlowError> {
+    match session_id(headers) {
+        Some(id) => s.flow.session(id).await,
+        None => Ok(None),
+    }
+}
+
+/// Starts a fresh session for `user` (a pre-login id is never reused: the
+/// old one is ended) and answers OK with the cookie.
+pub async fn logged_in(
+    s: &AppState,
+    headers: &HeaderMap,
+    user: &User,
+    msg: Msg,
+) -> Result<Response, ApiError> {
+    if let Some(old) = session_id(headers) {
+        s.flow.end_session(old).await?;
+    }
+    let id = s.flow.start_session(user).await?;
+    let mut resp = envelope::ok(msg, None);
+    set(&mut resp, &id, s.cookies);
+    Ok(resp)
 }
 
 pub fn set(resp: &mut Response, id: &str, policy: CookiePolicy) {

@@ -13,7 +13,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use tracing::{Instrument, field};
 
-use super::extract::TrustedProxies;
+use super::client_address::TrustedProxies;
 use crate::secret;
 
 const HEADER: &str = "x-request-id";

@@ -12,10 +12,12 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::client_address::Client;
 use super::docs::Envelope;
-use super::extract::{Client, JsonBody};
+use super::error::ApiError;
+use super::extract::JsonBody;
 use super::{AppState, actions};
-use crate::domain::Lang;
+use crate::flow::CodeRequestFields;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -35,12 +37,11 @@ pub fn routes() -> OpenApiRouter<AppState> {
     ))]
 async fn image_code(
     State(s): State<AppState>,
-    lang: Lang,
     Client(client): Client,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
-) -> Response {
+) -> Result<Response, ApiError> {
     let q = query.map(|Query(q)| q).unwrap_or_default();
-    actions::captcha(&s, lang, &client, q.get("uuid").map(String::as_str), None).await
+    actions::captcha(&s, &client, q.get("uuid").map(String::as_str), None).await
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -60,18 +61,14 @@ struct SmsBody {
     ))]
 async fn sms_code(
     State(s): State<AppState>,
-    lang: Lang,
     Client(client): Client,
     JsonBody(b): JsonBody<SmsBody>,
-) -> Response {
-    actions::send_code(
-        &s,
-        lang,
-        &client,
-        b.mobile.as_deref(),
-        b.image_code.as_deref(),
-        b.uuid.as_deref(),
-        "uuid",
-    )
-    .await
+) -> Result<Response, ApiError> {
+    let fields = CodeRequestFields {
+        mobile: b.mobile.as_deref(),
+        image_code: b.image_code.as_deref(),
+        image_code_id: b.uuid.as_deref(),
+        id_field: "uuid",
+    };
+    actions::send_code(&s, &client, fields).await
 }

@@ -8,6 +8,7 @@
 //! only so that the signature example of the SMS product's documentation can
 //! be checked against the same percent-encoding.
 
+use crate::config::ProviderKind;
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
@@ -24,7 +25,7 @@ use super::{SmsError, SmsErrorKind, SmsMessage, SmsReceipt, SmsSender};
 use crate::clock::SharedClock;
 use crate::config::AliyunConfig;
 
-const NAME: &str = "aliyun";
+const NAME: &str = ProviderKind::Aliyun.name();
 const ALGORITHM: &str = "ACS3-HMAC-SHA256";
 
 /// RFC 3986 encoding as Alibaba Cloud signs it: only `A-Z a-z 0-9 - _ . ~`

@@ -6,6 +6,7 @@
 //! names the template and its data `[code, minutes]`. Only `statusCode ==
 //! "000000"` is success.
 
+use crate::config::ProviderKind;
 use async_trait::async_trait;
 use base64::Engine;
 use md5::{Digest, Md5};
@@ -19,7 +20,7 @@ use super::{SmsError, SmsErrorKind, SmsMessage, SmsReceipt, SmsSender};
 use crate::clock::SharedClock;
 use crate::config::CloopenConfig;
 
-const NAME: &str = "cloopen";
+const NAME: &str = ProviderKind::Cloopen.name();
 
 /// `(sig, Authorization)` for one request.
 pub fn sign(account_sid: &str, auth_token: &str, timestamp: &str) -> (String, String) {

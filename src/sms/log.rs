@@ -10,7 +10,7 @@ pub struct LogSender;
 #[async_trait]
 impl SmsSender for LogSender {
     fn name(&self) -> &'static str {
-        "log"
+        crate::config::ProviderKind::Log.name()
     }
 
     async fn send(&self, msg: &SmsMessage<'_>) -> Result<SmsReceipt, SmsError> {
@@ -21,7 +21,7 @@ impl SmsSender for LogSender {
             msg.text()
         );
         Ok(SmsReceipt {
-            provider: "log",
+            provider: crate::config::ProviderKind::Log.name(),
             message_id: None,
             vendor_answer: "written to the log".into(),
         })

@@ -9,9 +9,12 @@ pub mod tencent;
 pub mod twilio;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::clock::SharedClock;
+use crate::config::{ProviderKind, SmsConfig};
 use crate::domain::{Lang, Mobile};
 
 /// One verification message to deliver.
@@ -114,6 +117,34 @@ pub struct SmsChain {
 impl SmsChain {
     pub fn new(providers: Vec<Arc<dyn SmsSender>>) -> Self {
         Self { providers }
+    }
+
+    /// The configured providers in order: `sms.provider`, then
+    /// `sms.fallback`, sharing one HTTP client.
+    pub fn from_config(sms: &SmsConfig, clock: SharedClock) -> Result<Self, String> {
+        let client = http::client(
+            Duration::from_millis(sms.connect_timeout_ms),
+            Duration::from_millis(sms.timeout_ms),
+        )
+        .map_err(|e| format!("building the SMS HTTP client: {e}"))?;
+        let mut providers: Vec<Arc<dyn SmsSender>> = Vec::new();
+        for kind in sms.chain() {
+            let (client, clock) = (client.clone(), clock.clone());
+            providers.push(match kind {
+                ProviderKind::Log => Arc::new(log::LogSender),
+                ProviderKind::Cloopen => {
+                    Arc::new(cloopen::Cloopen::new(sms.cloopen.clone(), client, clock)?)
+                }
+                ProviderKind::Aliyun => {
+                    Arc::new(aliyun::Aliyun::new(sms.aliyun.clone(), client, clock)?)
+                }
+                ProviderKind::Tencent => {
+                    Arc::new(tencent::Tencent::new(sms.tencent.clone(), client, clock)?)
+                }
+                ProviderKind::Twilio => Arc::new(twilio::Twilio::new(sms.twilio.clone(), client)?),
+            });
+        }
+        Ok(Self { providers })
     }
 
     /// Tries each provider once, in order, moving on only after a transient

@@ -4,6 +4,7 @@
 //! as signed. The call can succeed while the one number fails: success only
 //! when there is no `Response.Error` and the number's `Code` is `Ok`.
 
+use crate::config::ProviderKind;
 use async_trait::async_trait;
 use hmac::{Hmac, KeyInit, Mac};
 use reqwest::Client;
@@ -17,7 +18,7 @@ use super::{SmsError, SmsErrorKind, SmsMessage, SmsReceipt, SmsSender};
 use crate::clock::SharedClock;
 use crate::config::TencentConfig;
 
-const NAME: &str = "tencent";
+const NAME: &str = ProviderKind::Tencent.name();
 const SERVICE: &str = "sms";
 const CONTENT_TYPE: &str = "application/json; charset=utf-8";
 

@@ -4,6 +4,7 @@
 //! The text comes from a template per language, optionally ending with the
 //! WebOTP line `@<domain> #<code>`.
 
+use crate::config::ProviderKind;
 use async_trait::async_trait;
 use base64::Engine;
 use hmac::{Hmac, KeyInit, Mac};
@@ -16,7 +17,7 @@ use super::{SmsError, SmsErrorKind, SmsMessage, SmsReceipt, SmsSender};
 use crate::config::TwilioConfig;
 use crate::domain::Lang;
 
-const NAME: &str = "twilio";
+const NAME: &str = ProviderKind::Twilio.name();
 
 /// `Authorization` value for HTTP Basic (RFC 7617).
 pub fn basic_auth(user: &str, password: &str) -> String {

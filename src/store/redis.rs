@@ -2,8 +2,12 @@
 //! (`redis+cluster://h1:p1,h2:p2`) or Sentinel
 //! (`redis+sentinel://h1:p1,h2:p2/master`).
 //!
-//! Every operation is one command or one Lua script on one key, so it is
-//! atomic and works on Cluster (keys of one mobile share a hash tag). Windows
+//! Every operation touches one key, so it works on Cluster (keys of one
+//! mobile share a hash tag), and is one command or one Lua script — except
+//! the code check, which is two scripts with a constant-time comparison in
+//! Rust between them: the first counts the guess and returns the stored MAC,
+//! the second deletes the code only if it still holds that MAC, so of two
+//! right guesses only the one whose delete removed it succeeds. Windows
 //! and TTLs are Redis's own expiries: the server's clock decides, not the
 //! instances'. The connection is multiplexed and reconnects by itself; it is
 //! opened lazily, so phoneauth starts (and answers DBERR) while Redis is down

@@ -1,7 +1,8 @@
 //! The user repository port and its SQL implementations, chosen once at start
-//! from `database.url`.
+//! from `database.url`. The adapters share their row mapping (`rows`).
 
 pub mod postgres;
+mod rows;
 pub mod sqlite;
 
 use std::sync::Arc;
@@ -50,14 +51,6 @@ pub trait UserRepo: Send + Sync + 'static {
     async fn ping(&self) -> Result<(), RepoError>;
     /// Applies pending migrations.
     async fn migrate(&self) -> Result<(), RepoError>;
-
-    /// For a database shared by several instances: stores `candidate` as the
-    /// deployment's secret unless one is stored already, and returns the
-    /// stored one. `None`: this backend does not keep the secret.
-    async fn shared_secret(&self, candidate: &[u8]) -> Result<Option<Vec<u8>>, RepoError> {
-        let _ = candidate;
-        Ok(None)
-    }
 }
 
 pub type SharedUserRepo = Arc<dyn UserRepo>;

@@ -7,8 +7,11 @@ use serde_json::{Value, json};
 use crate::helpers::{TestApp, fresh_mobile, json_of, new_captcha_id, retry_after, spawn_app_with};
 
 async fn with_sets(sets: &[&str]) -> TestApp {
-    let sets: Vec<String> = sets.iter().map(|s| (*s).to_owned()).collect();
-    spawn_app_with(move |c| c.compat.routes = phoneauth::config::StringList(sets)).await
+    let sets = sets
+        .iter()
+        .map(|s| s.parse().expect("a route set"))
+        .collect();
+    spawn_app_with(move |c| c.compat.routes = phoneauth::config::List(sets)).await
 }
 
 async fn post(app: &TestApp, path: &str, body: Value) -> Value {
@@ -303,7 +306,7 @@ async fn pending_steps_expire_after_120_seconds() {
 #[tokio::test]
 async fn a_verification_belongs_to_the_client_that_made_it() {
     let app = spawn_app_with(|c| {
-        c.compat.routes = phoneauth::config::StringList(vec!["steps".into()]);
+        c.compat.routes = phoneauth::config::List(vec![phoneauth::config::RouteSet::Steps]);
         c.server.trusted_proxies = serde_json::from_value(json!(["127.0.0.1"])).expect("cidr");
     })
     .await;
@@ -345,7 +348,7 @@ async fn a_verification_belongs_to_the_client_that_made_it() {
 #[tokio::test]
 async fn steps_can_require_a_captcha() {
     let app = spawn_app_with(|c| {
-        c.compat.routes = phoneauth::config::StringList(vec!["steps".into()]);
+        c.compat.routes = phoneauth::config::List(vec![phoneauth::config::RouteSet::Steps]);
         c.compat.steps_require_captcha = true;
     })
     .await;

@@ -364,8 +364,8 @@ async fn a_vendor_that_answers_late_sends_one_message_not_one_per_retry() {
         .await;
     let (s, f) = (slow.uri(), fallback.uri());
     let app = spawn_app_with(move |c| {
-        c.sms.provider = "cloopen".into();
-        c.sms.fallback = phoneauth::config::StringList(vec!["twilio".into()]);
+        c.sms.provider = phoneauth::config::ProviderKind::Cloopen;
+        c.sms.fallback = phoneauth::config::List(vec![phoneauth::config::ProviderKind::Twilio]);
         c.sms.cloopen = phoneauth::config::CloopenConfig {
             base_url: s,
             account_sid: "aaf98f89sid".into(),
@@ -444,7 +444,7 @@ async fn step(app: &TestApp, n: u8, body: Value, token_header: Option<&str>) -> 
 #[tokio::test]
 async fn steps_hand_out_a_token_and_refuse_a_wrong_one() {
     let app = spawn_app_with(|c| {
-        c.compat.routes = phoneauth::config::StringList(vec!["steps".into()]);
+        c.compat.routes = phoneauth::config::List(vec![phoneauth::config::RouteSet::Steps]);
     })
     .await;
     let m = fresh_mobile();
@@ -493,7 +493,7 @@ async fn steps_hand_out_a_token_and_refuse_a_wrong_one() {
 #[tokio::test]
 async fn steps_require_the_token_when_configured() {
     let app = spawn_app_with(|c| {
-        c.compat.routes = phoneauth::config::StringList(vec!["steps".into()]);
+        c.compat.routes = phoneauth::config::List(vec![phoneauth::config::RouteSet::Steps]);
         c.compat.steps_require_token = true;
     })
     .await;

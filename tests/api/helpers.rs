@@ -483,10 +483,6 @@ impl UserRepo for FlakyUsers {
         self.check()?;
         self.inner.migrate().await
     }
-    async fn shared_secret(&self, candidate: &[u8]) -> Result<Option<Vec<u8>>, RepoError> {
-        self.check()?;
-        self.inner.shared_secret(candidate).await
-    }
 }
 
 /// The development provider, or a vendor outage when switched off.

@@ -339,9 +339,9 @@ async fn sigterm_lets_in_flight_requests_finish_then_refuses_new_ones_and_exits(
 #[tokio::test]
 async fn the_openapi_document_describes_every_enabled_route_and_is_pinned() {
     let all = crate::helpers::spawn_app_with(|c| {
-        c.compat.routes = phoneauth::config::StringList(
+        c.compat.routes = phoneauth::config::List(
             ["ihome", "passport", "validate", "steps"]
-                .map(String::from)
+                .map(|s| s.parse().expect("a route set"))
                 .to_vec(),
         );
     })

@@ -560,8 +560,8 @@ async fn service_with_chain(
 ) -> crate::helpers::TestApp {
     let (p, f) = (primary.uri(), fallback.uri());
     spawn_app_with(move |c| {
-        c.sms.provider = "tencent".into();
-        c.sms.fallback = phoneauth::config::StringList(vec!["cloopen".into()]);
+        c.sms.provider = phoneauth::config::ProviderKind::Tencent;
+        c.sms.fallback = phoneauth::config::List(vec![phoneauth::config::ProviderKind::Cloopen]);
         c.sms.tencent = tencent_cfg(&p);
         c.sms.cloopen = cloopen_cfg(&f);
         c.sms.timeout_ms = 1_000;
@@ -627,7 +627,7 @@ async fn when_the_whole_chain_fails_each_provider_was_tried_once_and_the_answer_
 #[tokio::test]
 async fn a_selected_provider_without_credentials_fails_at_start_naming_the_key() {
     let mut c = Config::default();
-    c.sms.provider = "aliyun".into();
+    c.sms.provider = phoneauth::config::ProviderKind::Aliyun;
     let msg = c.validated().expect_err("no credentials").to_string();
     assert!(msg.contains("sms.aliyun.access_key_id"), "{msg}");
     assert!(
@@ -635,7 +635,7 @@ async fn a_selected_provider_without_credentials_fails_at_start_naming_the_key()
         "{msg}"
     );
     let mut c = Config::default();
-    c.sms.fallback = phoneauth::config::StringList(vec!["log".into()]);
+    c.sms.fallback = phoneauth::config::List(vec![phoneauth::config::ProviderKind::Log]);
     assert!(
         c.validated()
             .expect_err("twice")

@@ -1,0 +1,101 @@
+//! Accounts: registration with a verified code, and login with a password
+//! under the lockout rules of `limits::lockout`.
+
+use super::{Credentials, Flow, FlowError, Registration};
+use crate::domain::Mobile;
+use crate::limits::{ClientKey, LimitError};
+use crate::meter;
+use crate::users::{NewUser, RepoError, User};
+
+impl Flow {
+    /// Registers a number after its code checks out. The code is verified
+    /// before the (costly) password hash, so guessing costs us no hashing.
+    pub async fn register(
+        &self,
+        r: &Registration,
+        name: Option<String>,
+    ) -> Result<User, FlowError> {
+        self.verify_code(&r.mobile, &r.code).await?;
+        let password_hash = self.hasher.hash(&r.password).await?;
+        self.create_user(&r.mobile, password_hash, name).await
+    }
+
+    /// Creates the user row; the unique constraint decides races.
+    pub async fn create_user(
+        &self,
+        mobile: &Mobile,
+        password_hash: String,
+        name: Option<String>,
+    ) -> Result<User, FlowError> {
+        let new = NewUser {
+            mobile: mobile.clone(),
+            name: name.unwrap_or_else(|| mobile.display()),
+            password_hash,
+            created_at: self.clock.now(),
+        };
+        match self.users.create(&new).await {
+            Ok(user) => {
+                meter::registration();
+                tracing::info!(user_id = user.id, mobile = %mobile, "user registered");
+                Ok(user)
+            }
+            Err(RepoError::Duplicate) => Err(FlowError::MobileTaken),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Checks credentials. Unknown numbers and wrong passwords look the same
+    /// and cost the same (a dummy hash is verified). Only failures count
+    /// toward the login limits.
+    pub async fn login(&self, c: &Credentials, client: &ClientKey) -> Result<User, FlowError> {
+        let mobile = &c.mobile;
+        let ticket = match self.limits.login_attempt(mobile, client).await {
+            Ok(t) => t,
+            Err(e) => {
+                if matches!(e, LimitError::Refused(_)) {
+                    meter::login("locked");
+                }
+                return Err(e.into());
+            }
+        };
+        let checked = async {
+            let user = self.users.by_mobile(mobile).await?;
+            let ok = self
+                .hasher
+                .verify(&c.password, user.as_ref().map(|u| u.password_hash.as_str()))
+                .await?;
+            Ok::<_, FlowError>(user.filter(|_| ok))
+        }
+        .await;
+        match checked {
+            Ok(Some(user)) => {
+                self.limits.login_succeeded(ticket, mobile).await;
+                if user.disabled {
+                    meter::login("disabled");
+                    return Err(FlowError::UserDisabled);
+                }
+                meter::login("ok");
+                tracing::info!(user_id = user.id, "login succeeded");
+                Ok(user)
+            }
+            Ok(None) => {
+                let counted = self.limits.login_failed(ticket, mobile, client).await;
+                meter::login("bad_credentials");
+                tracing::info!(mobile = %mobile, "login failed");
+                counted?;
+                Err(FlowError::BadCredentials)
+            }
+            Err(e) => {
+                self.limits.login_abandoned(ticket).await;
+                Err(e)
+            }
+        }
+    }
+
+    pub async fn user(&self, user_id: i64) -> Result<User, FlowError> {
+        self.users
+            .by_id(user_id)
+            .await?
+            .ok_or(FlowError::UserMissing)
+    }
+}

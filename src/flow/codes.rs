@@ -1,0 +1,133 @@
+//! SMS codes: sent in the order of SPEC §3 (client rate, captcha, already
+//! registered, send limits, code, delivery), stored as a MAC with a guess
+//! count, consumed by the first right guess.
+
+use serde::{Deserialize, Serialize};
+
+use super::{CodeRequest, Flow, FlowError};
+use crate::domain::{Lang, Mobile, SmsCode};
+use crate::limits::ClientKey;
+use crate::meter;
+use crate::secret;
+use crate::sms::{SmsErrorKind, SmsMessage};
+use crate::store::{CodeCheck, StoreError, keys};
+
+/// What `/dev/sms/{mobile}` shows.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DevSms {
+    pub code: String,
+    pub message: String,
+}
+
+impl Flow {
+    /// Sends a fresh code to the requested number.
+    pub async fn request_code(
+        &self,
+        req: &CodeRequest,
+        client: &ClientKey,
+        lang: Lang,
+    ) -> Result<(), FlowError> {
+        let mobile = &req.mobile;
+        self.limits.sms_request(client).await?;
+        if let Some(proof) = &req.captcha {
+            self.check_captcha(proof).await?;
+        }
+        match self.users.by_mobile(mobile).await {
+            Ok(Some(_)) => return Err(FlowError::MobileTaken),
+            Ok(None) => {}
+            // Registration checks again; a database hiccup must not stop codes.
+            Err(e) => {
+                tracing::warn!(error = %e, "user lookup failed before sending a code; continuing")
+            }
+        }
+        let reservation = self.limits.reserve_send(mobile, client).await?;
+
+        let code = secret::random_code();
+        let ttl = self.settings.code_ttl;
+        let code_key = keys::sms_code(mobile);
+        let msg = SmsMessage {
+            mobile,
+            code: &code,
+            ttl_minutes: ttl.as_secs().div_ceil(60),
+            lang,
+        };
+        let stored = async {
+            self.store
+                .put_code(&code_key, &self.code_mac(mobile, &code), ttl)
+                .await?;
+            if self.settings.expose_secrets {
+                let dev = DevSms {
+                    code: code.clone(),
+                    message: msg.text(),
+                };
+                let json =
+                    serde_json::to_vec(&dev).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+                self.store.set(&keys::dev_sms(mobile), &json, ttl).await?;
+            }
+            Ok::<_, StoreError>(())
+        }
+        .await;
+        if let Err(e) = stored {
+            self.limits.release_send(reservation).await;
+            return Err(e.into());
+        }
+
+        match self.sms.send(&msg).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind == SmsErrorKind::Unknown => {
+                // It may have arrived: keep the code, the cooldown and every
+                // counter, as for a message sent (SPEC §5).
+                tracing::warn!(provider = e.provider, mobile = %mobile,
+                    "SMS outcome unknown; treated as sent");
+                Ok(())
+            }
+            Err(e) => {
+                // Withdraw the code: a code nobody received must not be guessable.
+                if let Err(se) = self.store.delete(&code_key).await {
+                    tracing::error!(error = %se, "could not withdraw an undelivered code");
+                }
+                if self.settings.expose_secrets {
+                    let _ = self.store.delete(&keys::dev_sms(mobile)).await;
+                }
+                self.limits.release_send(reservation).await;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Checks a typed code; a match consumes it, a miss counts a guess.
+    pub async fn verify_code(&self, mobile: &Mobile, code: &SmsCode) -> Result<(), FlowError> {
+        let mac = self.code_mac(mobile, code.expose());
+        match self
+            .store
+            .verify_code(&keys::sms_code(mobile), &mac, self.settings.max_guesses)
+            .await?
+        {
+            CodeCheck::Match => {
+                meter::code_verification("ok");
+                if self.settings.expose_secrets {
+                    let _ = self.store.delete(&keys::dev_sms(mobile)).await;
+                }
+                Ok(())
+            }
+            CodeCheck::Missing => {
+                meter::code_verification("expired");
+                Err(FlowError::CodeMissing)
+            }
+            CodeCheck::Wrong { remaining } => {
+                meter::code_verification(if remaining == 0 { "too_many" } else { "wrong" });
+                Err(FlowError::CodeWrong { remaining })
+            }
+        }
+    }
+
+    pub async fn dev_sms(&self, mobile: &Mobile) -> Result<Option<DevSms>, FlowError> {
+        let v = self.store.get(&keys::dev_sms(mobile)).await?;
+        Ok(v.and_then(|b| serde_json::from_slice(&b).ok()))
+    }
+
+    fn code_mac(&self, mobile: &Mobile, code: &str) -> [u8; 32] {
+        self.secret
+            .mac("sms-code", &[mobile.e164().as_bytes(), code.as_bytes()])
+    }
+}

@@ -1,0 +1,115 @@
+//! The sign-up and sign-in flow that every route set calls, one file per
+//! concern: [`captcha`], [`codes`] (SMS codes), [`accounts`] (registration
+//! and login), [`sessions`] and [`steps`] (the four-step registration).
+//! Inputs arrive typed ([`input`]); outcomes leave as [`FlowError`], which
+//! says what happened and nothing about the wire: errno, HTTP status and
+//! words are the HTTP layer's (`http::error`, `http::messages`).
+
+mod accounts;
+mod captcha;
+mod codes;
+mod error;
+pub mod input;
+mod sessions;
+mod steps;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use codes::DevSms;
+pub use error::{FlowError, ParamError, Step};
+pub use input::{
+    CaptchaProof, CodeRequest, CodeRequestFields, CredentialFields, Credentials, InputRules,
+    Registration, RegistrationFields,
+};
+pub use sessions::SessionData;
+pub use steps::{STEP_TTL, StepsClient};
+
+use crate::captcha::CaptchaRenderer;
+use crate::clock::SharedClock;
+use crate::limits::Limits;
+use crate::meter;
+use crate::passwords::PasswordHasher;
+use crate::secret::ServerSecret;
+use crate::sms::SmsChain;
+use crate::store::{SharedStore, StoreError};
+use crate::users::SharedUserRepo;
+
+/// Durations and policies of the flow, from the configuration.
+#[derive(Debug, Clone)]
+pub struct FlowSettings {
+    pub captcha_ttl: Duration,
+    pub code_ttl: Duration,
+    pub max_guesses: u32,
+    pub session_ttl: Duration,
+    /// Live sessions per user; a new one ends the oldest beyond it.
+    pub max_sessions_per_user: usize,
+    /// `compat.steps_require_token`: steps 3 and 4 must present the token.
+    pub steps_require_token: bool,
+    pub expose_secrets: bool,
+    pub inputs: InputRules,
+}
+
+/// The share of a bounded store's room at which this instance stops
+/// calling itself ready.
+pub const READY_FULLNESS: f64 = 0.9;
+
+pub struct Flow {
+    store: SharedStore,
+    users: SharedUserRepo,
+    sms: Arc<SmsChain>,
+    clock: SharedClock,
+    secret: ServerSecret,
+    captcha: Arc<CaptchaRenderer>,
+    hasher: Arc<PasswordHasher>,
+    limits: Limits,
+    settings: FlowSettings,
+}
+
+/// The ports and policies the flow works with.
+pub struct FlowParts {
+    pub store: SharedStore,
+    pub users: SharedUserRepo,
+    pub sms: Arc<SmsChain>,
+    pub clock: SharedClock,
+    pub secret: ServerSecret,
+    pub captcha: Arc<CaptchaRenderer>,
+    pub hasher: Arc<PasswordHasher>,
+    pub limits: Limits,
+    pub settings: FlowSettings,
+}
+
+impl Flow {
+    pub fn new(p: FlowParts) -> Self {
+        Self {
+            store: p.store,
+            users: p.users,
+            sms: p.sms,
+            clock: p.clock,
+            secret: p.secret,
+            captcha: p.captcha,
+            hasher: p.hasher,
+            limits: p.limits,
+            settings: p.settings,
+        }
+    }
+
+    /// What a valid input is, for the route sets that parse them.
+    pub fn inputs(&self) -> &InputRules {
+        &self.settings.inputs
+    }
+
+    /// Store and database answer, and a bounded store has room: readiness
+    /// turns 503 at [`READY_FULLNESS`], before the store refuses writes.
+    pub async fn ready(&self) -> Result<(), FlowError> {
+        if let Some(full) = self.store.fullness() {
+            meter::store_fullness(full);
+            if full >= READY_FULLNESS {
+                return Err(FlowError::Store(StoreError::Full));
+            }
+        }
+        self.store.ping().await?;
+        self.users.ping().await?;
+        Ok(())
+    }
+}
