@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::{Flow, FlowError};
 use crate::meter;
 use crate::secret;
-use crate::store::keys;
+use crate::store::{IndexAdd, keys};
 use crate::users::User;
 
 /// What a session remembers; stored as JSON.
@@ -32,14 +32,14 @@ impl Flow {
         let json = serde_json::to_vec(&data).map_err(|e| FlowError::Internal(e.to_string()))?;
         let ttl = self.settings.session_ttl;
         self.store.set(&keys::session(&hash), &json, ttl).await?;
+        let add = IndexAdd {
+            member: &hash,
+            max: self.settings.max_sessions_per_user,
+            ttl,
+        };
         let evicted = self
             .store
-            .index_add(
-                &keys::user_sessions(user.id),
-                &hash,
-                self.settings.max_sessions_per_user,
-                ttl,
-            )
+            .index_add(&keys::user_sessions(user.id), add)
             .await;
         let evicted = match evicted {
             Ok(e) => e,

@@ -25,6 +25,12 @@ pub struct StepsClient<'a> {
     pub token: Option<&'a str>,
 }
 
+impl<'a> StepsClient<'a> {
+    pub fn new(client: &'a ClientKey, token: Option<&'a str>) -> Self {
+        Self { client, token }
+    }
+}
+
 /// What step 2 leaves for steps 3 and 4.
 #[derive(Serialize, Deserialize)]
 struct StepsVerified {

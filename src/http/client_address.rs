@@ -104,15 +104,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::http::HeaderValue;
-
-    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.append(*k, HeaderValue::from_str(v).expect("header"));
-        }
-        h
-    }
+    use crate::http::test_headers as headers;
 
     #[test]
     fn forwarded_for_is_believed_only_from_trusted_proxies() {

@@ -145,14 +145,7 @@ fn check(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn h(pairs: &[(&'static str, &str)]) -> HeaderMap {
-        let mut m = HeaderMap::new();
-        for (k, v) in pairs {
-            m.append(*k, HeaderValue::from_str(v).expect("value"));
-        }
-        m
-    }
+    use crate::http::test_headers as h;
 
     const OPEN: bool = false;
 

@@ -4,7 +4,7 @@
 //! the two cannot drift.
 
 use serde::Serialize;
-use utoipa::ToSchema;
+use utoipa::{IntoResponses, ToSchema};
 
 pub use super::wire::{Profile, SessionInfo};
 
@@ -68,4 +68,42 @@ pub struct Health {
     pub status: String,
     /// `/readyz` when not ready: `store` or `database`.
     pub failing: Option<String>,
+}
+
+/// The answers of an errno route set's JSON POST besides its 200.
+#[derive(IntoResponses)]
+#[allow(dead_code)] // a document type: never built
+pub enum PostRefusals {
+    #[response(status = 403, description = "Cross-site request refused")]
+    CrossSite(Envelope),
+    #[response(status = 413, description = "Body over 16 KiB")]
+    TooLarge(Envelope),
+}
+
+/// The error answers an image route shares with every other one.
+#[derive(IntoResponses)]
+#[allow(dead_code)] // a document type: never built
+pub enum ImageRefusals {
+    #[response(
+        status = 429,
+        description = "Per-client captcha limit (REQERR, Retry-After)"
+    )]
+    Limited(Envelope),
+    #[response(status = 503, description = "Store unavailable (DBERR)")]
+    StoreDown(Envelope),
+}
+
+/// Every answer of a `steps` POST.
+#[derive(IntoResponses)]
+#[allow(dead_code)] // a document type: never built
+pub enum StepsAnswers {
+    #[response(
+        status = 200,
+        description = "code 1 on success; code 0 with the reason otherwise (Retry-After on limits)"
+    )]
+    Reply(StepsReply),
+    #[response(status = 403, description = "Cross-site request refused")]
+    CrossSite,
+    #[response(status = 413, description = "Body over 16 KiB")]
+    TooLarge,
 }

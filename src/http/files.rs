@@ -202,9 +202,23 @@ fn readable(m: &Method) -> bool {
     *m == Method::GET || *m == Method::HEAD
 }
 
-const PAGE_REGISTER: &str = include_str!("../web/register.html");
-const PAGE_LOGIN: &str = include_str!("../web/login.html");
-const PAGE_ACCOUNT: &str = include_str!("../web/account.html");
+/// The head and top bar every built-in page shares; `{{main}}` is the page.
+const LAYOUT: &str = include_str!("../web/layout.html");
+const PAGE_REGISTER: Page = Page {
+    name: "register",
+    title: "注册 · phoneauth",
+    main: include_str!("../web/register.html"),
+};
+const PAGE_LOGIN: Page = Page {
+    name: "login",
+    title: "登录 · phoneauth",
+    main: include_str!("../web/login.html"),
+};
+const PAGE_ACCOUNT: Page = Page {
+    name: "account",
+    title: "我的账号 · phoneauth",
+    main: include_str!("../web/account.html"),
+};
 const APP_JS: &str = include_str!("../web/assets/app.js");
 const APP_CSS: &str = include_str!("../web/assets/app.css");
 
@@ -235,13 +249,26 @@ pub fn builtin() -> Router<AppState> {
         )
 }
 
+/// A built-in page: its name (the `data-page` its script reads and the key of
+/// its texts), its Chinese title, and what goes below the top bar.
+struct Page {
+    name: &'static str,
+    title: &'static str,
+    main: &'static str,
+}
+
 /// A page in the request's language (the page's switch can change it).
-fn page(html: &'static str, lang: Lang) -> Response {
+fn page(p: Page, lang: Lang) -> Response {
     let code = match lang {
         Lang::Zh => "zh-CN",
         Lang::En => "en",
     };
-    let mut resp = html.replace("{{lang}}", code).into_response();
+    let html = LAYOUT
+        .replace("{{main}}", p.main)
+        .replace("{{page}}", p.name)
+        .replace("{{title}}", p.title)
+        .replace("{{lang}}", code);
+    let mut resp = html.into_response();
     let h = resp.headers_mut();
     h.insert(
         header::CONTENT_TYPE,

@@ -14,7 +14,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::client_address::Client;
-use super::docs::{Envelope, ProfileReply, SessionReply};
+use super::docs::{Envelope, ImageRefusals, PostRefusals, ProfileReply, SessionReply};
 use super::error::ApiError;
 use super::extract::JsonBody;
 use super::wire::{LoginBody, Profile, SessionInfo};
@@ -44,8 +44,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
     responses(
         (status = 200, description = "A 160×60 JPEG captcha", content_type = "image/jpeg"),
         (status = 400, description = "Malformed id (PARAMERR)", body = Envelope),
-        (status = 429, description = "Per-client captcha limit (REQERR, Retry-After)", body = Envelope),
-        (status = 503, description = "Store unavailable (DBERR)", body = Envelope),
+        ImageRefusals,
     ))]
 async fn image_code(
     State(s): State<AppState>,
@@ -93,8 +92,7 @@ struct RegisterBody {
 #[utoipa::path(post, path = "/users", tag = "ihome", request_body = RegisterBody,
     responses(
         (status = 200, description = "OK (sets the session cookie), or PARAMERR, NODATA, DATAERR, DATAEXIST, REQERR, DBERR", body = Envelope),
-        (status = 403, description = "Cross-site request refused", body = Envelope),
-        (status = 413, description = "Body over 16 KiB", body = Envelope),
+        PostRefusals,
     ))]
 async fn register(
     State(s): State<AppState>,
@@ -114,8 +112,7 @@ async fn register(
 #[utoipa::path(post, path = "/sessions", tag = "ihome", request_body = LoginBody,
     responses(
         (status = 200, description = "OK (sets the session cookie), or PARAMERR, DATAERR, REQERR, USERERR, DBERR", body = Envelope),
-        (status = 403, description = "Cross-site request refused", body = Envelope),
-        (status = 413, description = "Body over 16 KiB", body = Envelope),
+        PostRefusals,
     ))]
 async fn login(
     State(s): State<AppState>,

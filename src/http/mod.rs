@@ -31,6 +31,8 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRef, State};
+#[cfg(test)]
+use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
@@ -65,6 +67,19 @@ impl FromRef<AppState> for TrustedProxies {
     fn from_ref(s: &AppState) -> Self {
         s.trusted.clone()
     }
+}
+
+/// A header map from pairs, for unit tests of the HTTP layer.
+#[cfg(test)]
+pub(crate) fn test_headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    for (k, v) in pairs {
+        h.append(
+            *k,
+            axum::http::HeaderValue::from_str(v).expect("header value"),
+        );
+    }
+    h
 }
 
 /// Options of the router that are not part of the flow.

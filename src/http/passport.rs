@@ -13,7 +13,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::client_address::Client;
-use super::docs::Envelope;
+use super::docs::{Envelope, ImageRefusals, PostRefusals};
 use super::error::ApiError;
 use super::extract::JsonBody;
 use super::wire::LoginBody;
@@ -39,8 +39,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
     responses(
         (status = 200, description = "A 160×60 JPEG captcha", content_type = "image/jpeg"),
         (status = 400, description = "Missing or malformed id (PARAMERR)", body = Envelope),
-        (status = 429, description = "Per-client captcha limit (REQERR, Retry-After)", body = Envelope),
-        (status = 503, description = "Store unavailable (DBERR)", body = Envelope),
+        ImageRefusals,
     ))]
 async fn image_code(
     State(s): State<AppState>,
@@ -65,8 +64,7 @@ struct SmsBody {
 #[utoipa::path(post, path = "/passport/sms_code", tag = "passport", request_body = SmsBody,
     responses(
         (status = 200, description = "OK, or PARAMERR, REQERR, NODATA, DATAERR, DATAEXIST, DBERR, THIRDERR", body = Envelope),
-        (status = 403, description = "Cross-site request refused", body = Envelope),
-        (status = 413, description = "Body over 16 KiB", body = Envelope),
+        PostRefusals,
     ))]
 async fn sms_code(
     State(s): State<AppState>,
@@ -96,8 +94,7 @@ struct RegisterBody {
 #[utoipa::path(post, path = "/passport/register", tag = "passport", request_body = RegisterBody,
     responses(
         (status = 200, description = "OK (sets the session cookie), or PARAMERR, NODATA, DATAERR, DATAEXIST, REQERR, DBERR", body = Envelope),
-        (status = 403, description = "Cross-site request refused", body = Envelope),
-        (status = 413, description = "Body over 16 KiB", body = Envelope),
+        PostRefusals,
     ))]
 async fn register(
     State(s): State<AppState>,
@@ -117,8 +114,7 @@ async fn register(
 #[utoipa::path(post, path = "/passport/login", tag = "passport", request_body = LoginBody,
     responses(
         (status = 200, description = "OK (sets the session cookie), or PARAMERR, DATAERR, REQERR, USERERR, DBERR", body = Envelope),
-        (status = 403, description = "Cross-site request refused", body = Envelope),
-        (status = 413, description = "Body over 16 KiB", body = Envelope),
+        PostRefusals,
     ))]
 async fn login(
     State(s): State<AppState>,

@@ -13,7 +13,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::client_address::Client;
-use super::docs::StepsReply;
+use super::docs::{StepsAnswers, StepsReply};
 use super::envelope::{data, steps_ok};
 use super::error::{self, ApiError, Wire};
 use super::extract::JsonBody;
@@ -44,11 +44,7 @@ struct Step1 {
 
 /// Step 1: send the SMS code (a captcha too when `compat.steps_require_captcha`).
 #[utoipa::path(post, path = "/register-step-1", tag = "steps", request_body = Step1,
-    responses(
-        (status = 200, description = "code 1 on success; code 0 with the reason otherwise (Retry-After on limits)", body = StepsReply),
-        (status = 403, description = "Cross-site request refused"),
-        (status = 413, description = "Body over 16 KiB"),
-    ))]
+    responses(StepsAnswers))]
 async fn step1(
     State(s): State<AppState>,
     Client(client): Client,
@@ -82,11 +78,7 @@ struct Step2 {
 /// Step 2: check the code; the verification holds 120 s for the holder of
 /// the returned `step_token` (or, without one, for this client address).
 #[utoipa::path(post, path = "/register-step-2", tag = "steps", request_body = Step2,
-    responses(
-        (status = 200, description = "code 1 on success; code 0 with the reason otherwise (Retry-After on limits)", body = StepsReply),
-        (status = 403, description = "Cross-site request refused"),
-        (status = 413, description = "Body over 16 KiB"),
-    ))]
+    responses(StepsAnswers))]
 async fn step2(
     State(s): State<AppState>,
     Client(client): Client,
@@ -112,21 +104,14 @@ struct Step3 {
 
 /// Step 3: the password (kept only as its hash, 120 s).
 #[utoipa::path(post, path = "/register-step-3", tag = "steps", request_body = Step3,
-    responses(
-        (status = 200, description = "code 1 on success; code 0 with the reason otherwise (Retry-After on limits)", body = StepsReply),
-        (status = 403, description = "Cross-site request refused"),
-        (status = 413, description = "Body over 16 KiB"),
-    ))]
+    responses(StepsAnswers))]
 async fn step3(
     State(s): State<AppState>,
     Client(client): Client,
     headers: HeaderMap,
     JsonBody(b): JsonBody<Step3>,
 ) -> Result<Response, ApiError> {
-    let by = StepsClient {
-        client: &client,
-        token: step_token(b.step_token.as_deref(), &headers),
-    };
+    let by = StepsClient::new(&client, step_token(b.step_token.as_deref(), &headers));
     let mobile = s.flow.inputs().mobile(b.phone_number.as_deref())?;
     let confirm = present(b.password_confirm.as_deref(), "password_confirm")?;
     let password = s
@@ -147,21 +132,14 @@ struct Step4 {
 
 /// Step 4: create the user.
 #[utoipa::path(post, path = "/register-step-4", tag = "steps", request_body = Step4,
-    responses(
-        (status = 200, description = "code 1 on success; code 0 with the reason otherwise (Retry-After on limits)", body = StepsReply),
-        (status = 403, description = "Cross-site request refused"),
-        (status = 413, description = "Body over 16 KiB"),
-    ))]
+    responses(StepsAnswers))]
 async fn step4(
     State(s): State<AppState>,
     Client(client): Client,
     headers: HeaderMap,
     JsonBody(b): JsonBody<Step4>,
 ) -> Result<Response, ApiError> {
-    let by = StepsClient {
-        client: &client,
-        token: step_token(b.step_token.as_deref(), &headers),
-    };
+    let by = StepsClient::new(&client, step_token(b.step_token.as_deref(), &headers));
     let mobile = s.flow.inputs().mobile(b.phone_number.as_deref())?;
     let nickname = input::nickname(b.nickname.as_deref())?;
     let user = s.flow.steps_finish(&mobile, nickname, &by).await?;
@@ -181,11 +159,7 @@ struct StepsLoginBody {
 /// Login; the answer carries the token that `/user` and `/logout` take in
 /// the `token` header.
 #[utoipa::path(post, path = "/login", tag = "steps", request_body = StepsLoginBody,
-    responses(
-        (status = 200, description = "code 1 on success; code 0 with the reason otherwise (Retry-After on limits)", body = StepsReply),
-        (status = 403, description = "Cross-site request refused"),
-        (status = 413, description = "Body over 16 KiB"),
-    ))]
+    responses(StepsAnswers))]
 async fn login(
     State(s): State<AppState>,
     Client(client): Client,

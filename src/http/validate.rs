@@ -13,7 +13,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::client_address::Client;
-use super::docs::Envelope;
+use super::docs::{Envelope, ImageRefusals, PostRefusals};
 use super::error::ApiError;
 use super::extract::JsonBody;
 use super::{AppState, actions};
@@ -32,8 +32,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
     responses(
         (status = 200, description = "A 160×60 JPEG captcha", content_type = "image/jpeg"),
         (status = 400, description = "Missing or malformed uuid (PARAMERR)", body = Envelope),
-        (status = 429, description = "Per-client captcha limit (REQERR, Retry-After)", body = Envelope),
-        (status = 503, description = "Store unavailable (DBERR)", body = Envelope),
+        ImageRefusals,
     ))]
 async fn image_code(
     State(s): State<AppState>,
@@ -56,8 +55,7 @@ struct SmsBody {
 #[utoipa::path(post, path = "/sms_code", tag = "validate", request_body = SmsBody,
     responses(
         (status = 200, description = "OK, or PARAMERR, REQERR, NODATA, DATAERR, DATAEXIST, DBERR, THIRDERR", body = Envelope),
-        (status = 403, description = "Cross-site request refused", body = Envelope),
-        (status = 413, description = "Body over 16 KiB", body = Envelope),
+        PostRefusals,
     ))]
 async fn sms_code(
     State(s): State<AppState>,

@@ -136,27 +136,9 @@ impl Limits {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
+    use super::super::test_support::{ip, mobile, setup};
     use super::*;
-    use crate::clock::ManualClock;
     use crate::config::LimitsConfig;
-    use crate::domain::MobilePolicy;
-    use crate::store::{MemoryStore, SharedStore};
-
-    fn setup(cfg: LimitsConfig) -> (Limits, Arc<ManualClock>, SharedStore) {
-        let clock = ManualClock::new();
-        let store: SharedStore = MemoryStore::new(clock.clone(), 1 << 20);
-        (Limits::new(store.clone(), cfg), clock, store)
-    }
-
-    fn mobile(n: &str) -> Mobile {
-        Mobile::parse(n, &MobilePolicy::default()).expect("mobile")
-    }
-
-    fn ip(s: &str) -> ClientKey {
-        ClientKey::from_ip(s.parse().expect("ip"))
-    }
 
     #[tokio::test]
     async fn login_lockout_after_the_configured_failures() {

@@ -239,27 +239,36 @@ pub fn retry_after_secs(d: Duration) -> u64 {
     d.as_millis().div_ceil(1000).max(1) as u64
 }
 
+/// What the limit tests share: limits over a memory store on a manual clock.
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::clock::ManualClock;
-    use crate::domain::MobilePolicy;
-    use crate::store::MemoryStore;
+mod test_support {
     use std::sync::Arc;
 
-    fn setup(cfg: LimitsConfig) -> (Limits, Arc<ManualClock>, SharedStore) {
+    use super::{ClientKey, Limits};
+    use crate::clock::ManualClock;
+    use crate::config::LimitsConfig;
+    use crate::domain::{Mobile, MobilePolicy};
+    use crate::store::{MemoryStore, SharedStore};
+
+    pub fn setup(cfg: LimitsConfig) -> (Limits, Arc<ManualClock>, SharedStore) {
         let clock = ManualClock::new();
         let store: SharedStore = MemoryStore::new(clock.clone(), 1 << 20);
         (Limits::new(store.clone(), cfg), clock, store)
     }
 
-    fn mobile(n: &str) -> Mobile {
+    pub fn mobile(n: &str) -> Mobile {
         Mobile::parse(n, &MobilePolicy::default()).expect("mobile")
     }
 
-    fn ip(s: &str) -> ClientKey {
+    pub fn ip(s: &str) -> ClientKey {
         ClientKey::from_ip(s.parse().expect("ip"))
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::{ip, mobile, setup};
+    use super::*;
 
     #[tokio::test]
     async fn cooldown_refuses_a_second_send_until_it_expires() {

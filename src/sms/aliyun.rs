@@ -18,7 +18,6 @@ use reqwest::Client;
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 use time::macros::format_description;
-use url::Url;
 
 use super::http::{self, Answer};
 use super::{SmsError, SmsErrorKind, SmsMessage, SmsReceipt, SmsSender};
@@ -136,34 +135,18 @@ pub fn classify(code: &str) -> SmsErrorKind {
 
 pub struct Aliyun {
     cfg: AliyunConfig,
-    base: Url,
-    client: Client,
-    clock: SharedClock,
+    at: http::Endpoint,
 }
 
 impl Aliyun {
     pub fn new(cfg: AliyunConfig, client: Client, clock: SharedClock) -> Result<Self, String> {
-        let base = Url::parse(&cfg.base_url).map_err(|e| format!("sms.aliyun.base_url: {e}"))?;
-        Ok(Self {
-            cfg,
-            base,
-            client,
-            clock,
-        })
+        let at = http::Endpoint::new(NAME, &cfg.base_url, client, clock)?;
+        Ok(Self { cfg, at })
     }
 
     fn parse(a: &Answer) -> Result<SmsReceipt, SmsError> {
         // Gateway errors come with 4xx and a JSON body too: read the body first.
-        let Some(v) = a.json() else {
-            if a.status >= 500 {
-                return Err(http::error(
-                    NAME,
-                    SmsErrorKind::Transient,
-                    format!("HTTP {}", a.status),
-                ));
-            }
-            return Err(http::malformed(NAME, a));
-        };
+        let v = http::json_body(NAME, a)?;
         let Some(code) = v["Code"].as_str() else {
             return Err(http::malformed(NAME, a));
         };
@@ -202,6 +185,7 @@ impl SmsSender for Aliyun {
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
         let date = self
+            .at
             .clock
             .now()
             .format(format_description!(
@@ -209,7 +193,7 @@ impl SmsSender for Aliyun {
             ))
             .unwrap_or_default();
         let headers: BTreeMap<String, String> = [
-            ("host", http::host_header(&self.base)),
+            ("host", http::host_header(&self.at.base)),
             ("x-acs-action", "SendSms".to_owned()),
             ("x-acs-content-sha256", hex::encode(Sha256::digest(b""))),
             ("x-acs-date", date),
@@ -219,7 +203,7 @@ impl SmsSender for Aliyun {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
-        let mut url = http::join(&self.base, "/");
+        let mut url = http::join(&self.at.base, "/");
         url.set_query(Some(&canonical_query(&query)));
         let signed = acs3_sign(
             &Acs3Request {
@@ -233,6 +217,7 @@ impl SmsSender for Aliyun {
             self.cfg.access_key_secret.expose(),
         );
         let mut req = self
+            .at
             .client
             .post(url)
             .header("Authorization", signed.authorization);
@@ -247,6 +232,23 @@ impl SmsSender for Aliyun {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A bodiless `POST /` signed with ACS3.
+    fn sign_empty_post(
+        query: &BTreeMap<String, String>,
+        headers: &BTreeMap<String, String>,
+        id: &str,
+        secret: &str,
+    ) -> Acs3Signature {
+        let req = Acs3Request {
+            method: "POST",
+            path: "/",
+            query,
+            headers,
+            payload: b"",
+        };
+        acs3_sign(&req, id, secret)
+    }
 
     fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs
@@ -348,17 +350,7 @@ mod tests {
             ),
             ("RegionId", "cn-shanghai"),
         ]);
-        let s = acs3_sign(
-            &Acs3Request {
-                method: "POST",
-                path: "/",
-                query: &query,
-                headers: &headers,
-                payload: b"",
-            },
-            "YourAccessKeyId",
-            "YourAccessKeySecret",
-        );
+        let s = sign_empty_post(&query, &headers, "YourAccessKeyId", "YourAccessKeySecret");
         assert_eq!(
             s.string_to_sign,
             "ACS3-HMAC-SHA256\n7ea06492da5221eba5297e897ce16e55f964061054b7695beedaac1145b1e259"
@@ -393,17 +385,7 @@ mod tests {
             ("TemplateCode", "SMS_000000"),
             ("TemplateParam", "{\"code\":\"123456\"}"),
         ]);
-        let s = acs3_sign(
-            &Acs3Request {
-                method: "POST",
-                path: "/",
-                query: &query,
-                headers: &headers,
-                payload: b"",
-            },
-            "LTAIEXAMPLE",
-            "EXAMPLESECRET",
-        );
+        let s = sign_empty_post(&query, &headers, "LTAIEXAMPLE", "EXAMPLESECRET");
         assert_eq!(
             s.signature,
             "9966a7c2b73b5c0db2d744e441bede7d52b5f8cd937e89f5d9f84af65b72aa68"

@@ -13,7 +13,6 @@ use md5::{Digest, Md5};
 use reqwest::Client;
 use serde_json::json;
 use time::{OffsetDateTime, UtcOffset, macros::format_description};
-use url::Url;
 
 use super::http::{self, Answer};
 use super::{SmsError, SmsErrorKind, SmsMessage, SmsReceipt, SmsSender};
@@ -60,26 +59,17 @@ pub fn classify(status_code: &str) -> SmsErrorKind {
 
 pub struct Cloopen {
     cfg: CloopenConfig,
-    base: Url,
-    client: Client,
-    clock: SharedClock,
+    at: http::Endpoint,
 }
 
 impl Cloopen {
     pub fn new(cfg: CloopenConfig, client: Client, clock: SharedClock) -> Result<Self, String> {
-        let base = Url::parse(&cfg.base_url).map_err(|e| format!("sms.cloopen.base_url: {e}"))?;
-        Ok(Self {
-            cfg,
-            base,
-            client,
-            clock,
-        })
+        let at = http::Endpoint::new(NAME, &cfg.base_url, client, clock)?;
+        Ok(Self { cfg, at })
     }
 
     fn parse(a: &Answer) -> Result<SmsReceipt, SmsError> {
-        let Some(v) = a.json() else {
-            return Err(http::malformed(NAME, a));
-        };
+        let v = http::json_body(NAME, a)?;
         let Some(code) = v["statusCode"].as_str() else {
             return Err(http::malformed(NAME, a));
         };
@@ -108,10 +98,10 @@ impl SmsSender for Cloopen {
     }
 
     async fn send(&self, msg: &SmsMessage<'_>) -> Result<SmsReceipt, SmsError> {
-        let ts = timestamp(self.clock.now());
+        let ts = timestamp(self.at.clock.now());
         let (sig, authorization) = sign(&self.cfg.account_sid, self.cfg.auth_token.expose(), &ts);
         let mut url = http::join(
-            &self.base,
+            &self.at.base,
             &format!(
                 "/2013-12-26/Accounts/{}/SMS/TemplateSMS",
                 self.cfg.account_sid
@@ -125,6 +115,7 @@ impl SmsSender for Cloopen {
             "datas": [msg.code, msg.ttl_minutes.to_string()],
         });
         let req = self
+            .at
             .client
             .post(url)
             .header("Accept", "application/json")

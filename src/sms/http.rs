@@ -12,6 +12,7 @@ use serde_json::Value;
 use url::Url;
 
 use super::{SmsError, SmsErrorKind};
+use crate::clock::SharedClock;
 
 /// Largest vendor answer read; anything longer is cut (and then malformed).
 const MAX_ANSWER: usize = 64 * 1024;
@@ -26,6 +27,30 @@ pub fn client(connect: Duration, total: Duration) -> Result<Client, String> {
         .user_agent(concat!("phoneauth/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| e.to_string())
+}
+
+/// What a signing vendor client holds besides its own keys: where its API
+/// is, the shared HTTP client, and the clock its signatures are dated with.
+pub struct Endpoint {
+    pub base: Url,
+    pub client: Client,
+    pub clock: SharedClock,
+}
+
+impl Endpoint {
+    pub fn new(
+        provider: &'static str,
+        base_url: &str,
+        client: Client,
+        clock: SharedClock,
+    ) -> Result<Self, String> {
+        let base = Url::parse(base_url).map_err(|e| format!("sms.{provider}.base_url: {e}"))?;
+        Ok(Self {
+            base,
+            client,
+            clock,
+        })
+    }
 }
 
 /// A vendor's answer: status and body bytes.
@@ -92,6 +117,20 @@ pub async fn send(provider: &'static str, req: RequestBuilder) -> Result<Answer,
         }
     }
     Ok(Answer { status, body })
+}
+
+/// The answer's JSON body; a 5xx without one is a transient failure, any
+/// other answer without one is malformed.
+pub fn json_body(provider: &'static str, a: &Answer) -> Result<Value, SmsError> {
+    match a.json() {
+        Some(v) => Ok(v),
+        None if a.status >= 500 => Err(error(
+            provider,
+            SmsErrorKind::Transient,
+            format!("HTTP {}", a.status),
+        )),
+        None => Err(malformed(provider, a)),
+    }
 }
 
 /// The answer could not be understood: worth another provider.

@@ -11,7 +11,6 @@ use reqwest::Client;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use time::{OffsetDateTime, macros::format_description};
-use url::Url;
 
 use super::http::{self, Answer};
 use super::{SmsError, SmsErrorKind, SmsMessage, SmsReceipt, SmsSender};
@@ -117,33 +116,17 @@ pub fn classify(code: &str) -> SmsErrorKind {
 
 pub struct Tencent {
     cfg: TencentConfig,
-    base: Url,
-    client: Client,
-    clock: SharedClock,
+    at: http::Endpoint,
 }
 
 impl Tencent {
     pub fn new(cfg: TencentConfig, client: Client, clock: SharedClock) -> Result<Self, String> {
-        let base = Url::parse(&cfg.base_url).map_err(|e| format!("sms.tencent.base_url: {e}"))?;
-        Ok(Self {
-            cfg,
-            base,
-            client,
-            clock,
-        })
+        let at = http::Endpoint::new(NAME, &cfg.base_url, client, clock)?;
+        Ok(Self { cfg, at })
     }
 
     fn parse(a: &Answer) -> Result<SmsReceipt, SmsError> {
-        let Some(v) = a.json() else {
-            if a.status >= 500 {
-                return Err(http::error(
-                    NAME,
-                    SmsErrorKind::Transient,
-                    format!("HTTP {}", a.status),
-                ));
-            }
-            return Err(http::malformed(NAME, a));
-        };
+        let v = http::json_body(NAME, a)?;
         let resp = &v["Response"];
         if let Some(code) = resp["Error"]["Code"].as_str() {
             let msg = resp["Error"]["Message"].as_str().unwrap_or_default();
@@ -189,9 +172,9 @@ impl SmsSender for Tencent {
             "TemplateParamSet": [msg.code, msg.ttl_minutes.to_string()],
         })
         .to_string();
-        let ts = i64::try_from(self.clock.now_ms() / 1000).unwrap_or_default();
-        let host = http::host_header(&self.base);
-        let url = http::join(&self.base, "/");
+        let ts = i64::try_from(self.at.clock.now_ms() / 1000).unwrap_or_default();
+        let host = http::host_header(&self.at.base);
+        let url = http::join(&self.at.base, "/");
         let signed = tc3_sign(
             &Tc3Request {
                 service: SERVICE,
@@ -206,6 +189,7 @@ impl SmsSender for Tencent {
             self.cfg.secret_key.expose(),
         );
         let req = self
+            .at
             .client
             .post(url)
             .header("Authorization", signed.authorization)

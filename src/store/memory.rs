@@ -19,7 +19,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use subtle::ConstantTimeEq;
 
-use super::{CodeCheck, Counter, KvStore, StoreError};
+use super::{CodeCheck, Counter, IndexAdd, KvStore, StoreError};
 use crate::clock::SharedClock;
 
 const SHARDS: usize = 32;
@@ -393,13 +393,8 @@ impl KvStore for MemoryStore {
         })
     }
 
-    async fn index_add(
-        &self,
-        key: &str,
-        member: &str,
-        max: usize,
-        ttl: Duration,
-    ) -> Result<Vec<String>, StoreError> {
+    async fn index_add(&self, key: &str, add: IndexAdd<'_>) -> Result<Vec<String>, StoreError> {
+        let IndexAdd { member, max, ttl } = add;
         self.with_entry(key, |existing, now| {
             let mut members = match existing {
                 Some(Entry {

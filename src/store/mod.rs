@@ -41,6 +41,15 @@ pub enum CodeCheck {
     Wrong { remaining: u32 },
 }
 
+/// One addition to an ordered index ([`KvStore::index_add`]).
+#[derive(Debug, Clone, Copy)]
+pub struct IndexAdd<'a> {
+    pub member: &'a str,
+    /// The most members the index keeps.
+    pub max: usize,
+    pub ttl: Duration,
+}
+
 #[async_trait]
 pub trait KvStore: Send + Sync + 'static {
     /// Stores `value` for `ttl`, replacing any earlier value.
@@ -88,18 +97,12 @@ pub trait KvStore: Send + Sync + 'static {
         max_guesses: u32,
     ) -> Result<CodeCheck, StoreError>;
 
-    /// Adds `member` to the ordered set at `key` as its newest member (one
-    /// already there moves to the end) and keeps the set for `ttl` from now.
-    /// When it then holds more than `max`, the oldest are removed and
-    /// returned, oldest first. (A user's sessions: the index that caps them
-    /// and lets them be ended together.)
-    async fn index_add(
-        &self,
-        key: &str,
-        member: &str,
-        max: usize,
-        ttl: Duration,
-    ) -> Result<Vec<String>, StoreError>;
+    /// Adds `add.member` to the ordered set at `key` as its newest member
+    /// (one already there moves to the end) and keeps the set for `add.ttl`
+    /// from now. When it then holds more than `add.max`, the oldest are
+    /// removed and returned, oldest first. (A user's sessions: the index that
+    /// caps them and lets them be ended together.)
+    async fn index_add(&self, key: &str, add: IndexAdd<'_>) -> Result<Vec<String>, StoreError>;
 
     async fn index_remove(&self, key: &str, member: &str) -> Result<(), StoreError>;
 

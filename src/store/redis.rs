@@ -25,7 +25,7 @@ use redis::{Cmd, Pipeline, RedisError, RedisFuture, Script, Value};
 use subtle::ConstantTimeEq;
 use tokio::sync::{Mutex, RwLock};
 
-use super::{CodeCheck, Counter, KvStore, StoreError};
+use super::{CodeCheck, Counter, IndexAdd, KvStore, StoreError};
 
 /// Timeouts of the Redis connection.
 #[derive(Debug, Clone, Copy)]
@@ -537,21 +537,15 @@ impl KvStore for RedisStore {
         })
     }
 
-    async fn index_add(
-        &self,
-        key: &str,
-        member: &str,
-        max: usize,
-        ttl: Duration,
-    ) -> Result<Vec<String>, StoreError> {
+    async fn index_add(&self, key: &str, add: IndexAdd<'_>) -> Result<Vec<String>, StoreError> {
         let k = self.key(key);
         self.run(|mut c| async move {
             self.scripts
                 .index_add
                 .key(&k)
-                .arg(member)
-                .arg(max)
-                .arg(ms(ttl))
+                .arg(add.member)
+                .arg(add.max)
+                .arg(ms(add.ttl))
                 .invoke_async(&mut c)
                 .await
         })

@@ -655,3 +655,30 @@ async fn forwarded_hops_with_ports_are_separate_clients() {
         "another client behind the same balancer is not limited"
     );
 }
+
+// ---- 12. configuration strings from the environment -----------------------------
+
+#[test]
+fn environment_values_reach_the_config_exactly_as_written() {
+    let dir = TempDir::new();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_phoneauth"))
+        .arg("check-config")
+        .current_dir(&dir.0)
+        .env_remove("DATABASE_URL")
+        .env_remove("REDIS_URL")
+        .env("PHONEAUTH_SMS__PROVIDER", "twilio")
+        .env("PHONEAUTH_SMS__TWILIO__ACCOUNT_SID", "AC0123")
+        .env("PHONEAUTH_SMS__TWILIO__AUTH_TOKEN", "12e4")
+        .env("PHONEAUTH_SMS__TWILIO__FROM", "+15005550006")
+        .env("PHONEAUTH_SMS__TENCENT__TEMPLATE_ID", "0123")
+        .output()
+        .expect("run phoneauth");
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{printed}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(printed.contains(r#"from = "+15005550006""#), "{printed}");
+    assert!(printed.contains(r#"template_id = "0123""#), "{printed}");
+}

@@ -12,7 +12,9 @@ use phoneauth::clock::ManualClock;
 use phoneauth::config::Config;
 use phoneauth::domain::Mobile;
 use phoneauth::sms::{SmsError, SmsErrorKind, SmsMessage, SmsReceipt, SmsSender, log::LogSender};
-use phoneauth::store::{CodeCheck, Counter, KvStore, MemoryStore, SharedStore, StoreError};
+use phoneauth::store::{
+    CodeCheck, Counter, IndexAdd, KvStore, MemoryStore, SharedStore, StoreError,
+};
 use phoneauth::users::{self, NewUser, RepoError, SharedUserRepo, User, UserRepo};
 use phoneauth::{App, Overrides};
 use reqwest::header::HeaderMap;
@@ -408,15 +410,9 @@ impl KvStore for FlakyStore {
         self.check()?;
         self.inner.verify_code(k, c, max).await
     }
-    async fn index_add(
-        &self,
-        k: &str,
-        member: &str,
-        max: usize,
-        ttl: Duration,
-    ) -> Result<Vec<String>, StoreError> {
+    async fn index_add(&self, k: &str, add: IndexAdd<'_>) -> Result<Vec<String>, StoreError> {
         self.check()?;
-        self.inner.index_add(k, member, max, ttl).await
+        self.inner.index_add(k, add).await
     }
     async fn index_remove(&self, k: &str, member: &str) -> Result<(), StoreError> {
         self.check()?;

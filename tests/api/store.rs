@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use phoneauth::clock::ManualClock;
-use phoneauth::store::{CodeCheck, MemoryStore, SharedStore};
+use phoneauth::store::{CodeCheck, IndexAdd, MemoryStore, SharedStore};
 
 pub struct Harness {
     pub store: SharedStore,
@@ -218,8 +218,13 @@ pub async fn concurrent_right_guesses_match_once(h: &Harness) {
 
 pub async fn indexes_keep_the_newest_and_hand_back_the_oldest(h: &Harness) {
     let k = h.key("index");
+    let add = |member| IndexAdd {
+        member,
+        max: 3,
+        ttl: TTL,
+    };
     for (i, m) in ["a", "b", "c"].iter().enumerate() {
-        let evicted = h.store.index_add(&k, m, 3, TTL).await.expect("add");
+        let evicted = h.store.index_add(&k, add(m)).await.expect("add");
         assert!(evicted.is_empty(), "nothing over the cap after {i}");
         // Distinct server-clock scores on Redis.
         tokio::time::sleep(Duration::from_millis(2)).await;
@@ -227,13 +232,13 @@ pub async fn indexes_keep_the_newest_and_hand_back_the_oldest(h: &Harness) {
     // Re-adding moves a member to the newest place.
     assert!(
         h.store
-            .index_add(&k, "a", 3, TTL)
+            .index_add(&k, add("a"))
             .await
             .expect("re-add")
             .is_empty()
     );
     tokio::time::sleep(Duration::from_millis(2)).await;
-    let evicted = h.store.index_add(&k, "d", 3, TTL).await.expect("add");
+    let evicted = h.store.index_add(&k, add("d")).await.expect("add");
     assert_eq!(evicted, vec!["b".to_owned()]);
     assert_eq!(
         h.store.index_members(&k).await.expect("members"),

@@ -3,40 +3,46 @@
 (() => {
   "use strict";
 
-  const TEXT = {
-    "zh-CN": {
-      "lang.switch": "English",
-      "register.title": "注册 · phoneauth", "register.heading": "注册", "register.submit": "注册",
-      "register.have": "已有账号？", "register.login": "登录",
-      "login.title": "登录 · phoneauth", "login.heading": "登录", "login.submit": "登录",
-      "login.new": "还没有账号？", "login.register": "注册",
-      "account.title": "我的账号 · phoneauth", "account.heading": "我的账号",
-      "account.mobile": "手机号", "account.since": "注册时间", "account.logout": "退出登录",
-      "field.mobile": "手机号", "field.captcha": "图片验证码", "field.sms": "短信验证码",
-      "field.password": "密码（至少8位）", "field.password2": "确认密码", "field.password.login": "密码",
-      "captcha.alt": "图片验证码，看不清可点击换一张", "captcha.refresh": "换一张图片验证码",
-      "sms.send": "获取验证码", "sms.wait": "{n}秒后重发", "sms.sent": "验证码已发送，请查收短信",
-      "err.mobile": "请输入手机号", "err.captcha": "请输入图片验证码", "err.fill": "请填写所有字段",
-      "err.mismatch": "两次密码不一致", "err.network": "网络错误，请稍后再试"
-    },
-    "en": {
-      "lang.switch": "中文",
-      "register.title": "Sign up · phoneauth", "register.heading": "Sign up", "register.submit": "Sign up",
-      "register.have": "Have an account?", "register.login": "Log in",
-      "login.title": "Log in · phoneauth", "login.heading": "Log in", "login.submit": "Log in",
-      "login.new": "New here?", "login.register": "Sign up",
-      "account.title": "My account · phoneauth", "account.heading": "My account",
-      "account.mobile": "Mobile", "account.since": "Member since", "account.logout": "Log out",
-      "field.mobile": "Mobile number", "field.captcha": "Picture code", "field.sms": "SMS code",
-      "field.password": "Password (8 characters or more)", "field.password2": "Repeat password",
-      "field.password.login": "Password",
-      "captcha.alt": "Picture code; click for a new one", "captcha.refresh": "New picture code",
-      "sms.send": "Send code", "sms.wait": "Resend in {n}s", "sms.sent": "Code sent; check your messages",
-      "err.mobile": "Enter your mobile number", "err.captcha": "Enter the picture code",
-      "err.fill": "Fill in every field", "err.mismatch": "The passwords do not match",
-      "err.network": "Network error, please try again"
-    }
-  };
+  // Every text of the pages: [key, Chinese, English].
+  const ROWS = [
+    ["lang.switch", "English", "中文"],
+    ["register.title", "注册 · phoneauth", "Sign up · phoneauth"],
+    ["register.heading", "注册", "Sign up"],
+    ["register.submit", "注册", "Sign up"],
+    ["register.have", "已有账号？", "Have an account?"],
+    ["register.login", "登录", "Log in"],
+    ["login.title", "登录 · phoneauth", "Log in · phoneauth"],
+    ["login.heading", "登录", "Log in"],
+    ["login.submit", "登录", "Log in"],
+    ["login.new", "还没有账号？", "New here?"],
+    ["login.register", "注册", "Sign up"],
+    ["account.title", "我的账号 · phoneauth", "My account · phoneauth"],
+    ["account.heading", "我的账号", "My account"],
+    ["account.mobile", "手机号", "Mobile"],
+    ["account.since", "注册时间", "Member since"],
+    ["account.logout", "退出登录", "Log out"],
+    ["field.mobile", "手机号", "Mobile number"],
+    ["field.captcha", "图片验证码", "Picture code"],
+    ["field.sms", "短信验证码", "SMS code"],
+    ["field.password", "密码（至少8位）", "Password (8 characters or more)"],
+    ["field.password2", "确认密码", "Repeat password"],
+    ["field.password.login", "密码", "Password"],
+    ["captcha.alt", "图片验证码，看不清可点击换一张", "Picture code; click for a new one"],
+    ["captcha.refresh", "换一张图片验证码", "New picture code"],
+    ["sms.send", "获取验证码", "Send code"],
+    ["sms.wait", "{n}秒后重发", "Resend in {n}s"],
+    ["sms.sent", "验证码已发送，请查收短信", "Code sent; check your messages"],
+    ["err.mobile", "请输入手机号", "Enter your mobile number"],
+    ["err.captcha", "请输入图片验证码", "Enter the picture code"],
+    ["err.fill", "请填写所有字段", "Fill in every field"],
+    ["err.mismatch", "两次密码不一致", "The passwords do not match"],
+    ["err.network", "网络错误，请稍后再试", "Network error, please try again"],
+  ];
+  const TEXT = { "zh-CN": {}, en: {} };
+  for (const [key, zh, en] of ROWS) {
+    TEXT["zh-CN"][key] = zh;
+    TEXT.en[key] = en;
+  }
 
   const stored = localStorage.getItem("phoneauth.lang");
   let lang = stored || (document.documentElement.lang === "en" ? "en" : "zh-CN");
