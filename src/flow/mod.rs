@@ -33,7 +33,7 @@ use crate::passwords::PasswordHasher;
 use crate::secret::ServerSecret;
 use crate::sms::SmsChain;
 use crate::store::{SharedStore, StoreError};
-use crate::users::SharedUserRepo;
+use crate::users::{RepoError, SharedUserRepo};
 
 /// Durations and policies of the flow, from the configuration.
 #[derive(Debug, Clone)]
@@ -99,17 +99,21 @@ impl Flow {
         &self.settings.inputs
     }
 
-    /// Store and database answer, and a bounded store has room: readiness
-    /// turns 503 at [`READY_FULLNESS`], before the store refuses writes.
-    pub async fn ready(&self) -> Result<(), FlowError> {
+    /// Readiness of the store (SPEC §7): it can serve every key now, and a
+    /// bounded store has room — it turns unready at [`READY_FULLNESS`],
+    /// before it refuses writes.
+    pub async fn store_ready(&self) -> Result<(), StoreError> {
         if let Some(full) = self.store.fullness() {
             meter::store_fullness(full);
             if full >= READY_FULLNESS {
-                return Err(FlowError::Store(StoreError::Full));
+                return Err(StoreError::Full);
             }
         }
-        self.store.ping().await?;
-        self.users.ping().await?;
-        Ok(())
+        self.store.ready().await
+    }
+
+    /// Readiness of the database: it answers a query.
+    pub async fn database_ready(&self) -> Result<(), RepoError> {
+        self.users.ping().await
     }
 }

@@ -109,8 +109,17 @@ pub trait KvStore: Send + Sync + 'static {
     /// The members, oldest first.
     async fn index_members(&self, key: &str) -> Result<Vec<String>, StoreError>;
 
-    /// Cheap round trip for readiness checks.
+    /// Cheap round trip: the store answers.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Readiness (SPEC §7): every key the store may be asked for can be
+    /// served right now — on Redis Cluster every primary answers and the
+    /// cluster says its state is ok, on Sentinel or a single node the node
+    /// answers as a primary. A `PING` that some live node answers proves
+    /// none of this.
+    async fn ready(&self) -> Result<(), StoreError> {
+        self.ping().await
+    }
 
     /// How full a bounded store is, 0.0 to 1.0; `None` when the backend
     /// bounds itself (Redis has its own `maxmemory`).

@@ -20,6 +20,7 @@ use async_trait::async_trait;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use redis::sentinel::{SentinelClient, SentinelServerType};
 use redis::{Cmd, Pipeline, RedisError, RedisFuture, Script, Value};
 use subtle::ConstantTimeEq;
@@ -372,6 +373,61 @@ enum Reason {
     Redis(RedisError),
 }
 
+/// What a readiness probe read.
+enum Probe {
+    Cluster { slots: Value, info: String },
+    Role(String),
+}
+
+/// The primaries of a `CLUSTER SLOTS` answer (host and port, each once) and
+/// how many slots they cover.
+fn cluster_primaries(slots: &Value) -> (Vec<(String, u16)>, u64) {
+    let mut primaries = Vec::new();
+    let mut covered = 0;
+    let Value::Array(ranges) = slots else {
+        return (primaries, 0);
+    };
+    for range in ranges {
+        let Value::Array(parts) = range else { continue };
+        let int =
+            |v: Option<&Value>| v.and_then(|v| redis::from_redis_value::<i64>(v.clone()).ok());
+        let (Some(start), Some(end)) = (int(parts.first()), int(parts.get(1))) else {
+            continue;
+        };
+        let Some(Value::Array(node)) = parts.get(2) else {
+            continue;
+        };
+        let host = node
+            .first()
+            .and_then(|v| redis::from_redis_value::<String>(v.clone()).ok());
+        let port = int(node.get(1)).and_then(|p| u16::try_from(p).ok());
+        if let (Some(host), Some(port)) = (host, port) {
+            covered += u64::try_from(end - start + 1).unwrap_or(0);
+            if !primaries.contains(&(host.clone(), port)) {
+                primaries.push((host, port));
+            }
+        }
+    }
+    (primaries, covered)
+}
+
+/// One `PING` to one node over its own short-lived connection.
+async fn ping_node(host: &str, port: u16, within: Duration) -> Result<(), StoreError> {
+    let node = format!("{host}:{port}");
+    let ping = async {
+        let client = redis::Client::open(format!("redis://{node}/"))?;
+        let mut c = client.get_multiplexed_async_connection().await?;
+        redis::cmd("PING").query_async::<()>(&mut c).await
+    };
+    match tokio::time::timeout(within, ping).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(StoreError::Unavailable(format!("primary {node}: {e}"))),
+        Err(_) => Err(StoreError::Unavailable(format!(
+            "primary {node} did not answer in time"
+        ))),
+    }
+}
+
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
@@ -580,6 +636,66 @@ impl KvStore for RedisStore {
     async fn ping(&self) -> Result<(), StoreError> {
         self.run(|mut c| async move { redis::cmd("PING").query_async::<()>(&mut c).await })
             .await
+    }
+
+    async fn ready(&self) -> Result<(), StoreError> {
+        let probe = self
+            .run(|c| async move {
+                match c {
+                    Conn::Cluster(mut c) => {
+                        let any = || RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random);
+                        let slots = c
+                            .route_command(redis::cmd("CLUSTER").arg("SLOTS").clone(), any())
+                            .await?;
+                        let info = c
+                            .route_command(redis::cmd("CLUSTER").arg("INFO").clone(), any())
+                            .await?;
+                        Ok(Probe::Cluster {
+                            slots,
+                            info: redis::from_redis_value(info)?,
+                        })
+                    }
+                    Conn::Single(mut m) => {
+                        let role: Vec<Value> = redis::cmd("ROLE").query_async(&mut m).await?;
+                        Ok(Probe::Role(
+                            role.first()
+                                .and_then(|v| redis::from_redis_value::<String>(v.clone()).ok())
+                                .unwrap_or_default(),
+                        ))
+                    }
+                }
+            })
+            .await?;
+        match probe {
+            Probe::Cluster { info, .. } if !info.contains("cluster_state:ok") => Err(
+                StoreError::Unavailable("the cluster reports cluster_state:fail".into()),
+            ),
+            Probe::Cluster { slots, .. } => {
+                // Every slot has a primary, and every primary answers itself
+                // (a dead one without a replica keeps its slots until the
+                // cluster gives up on it).
+                let (primaries, covered) = cluster_primaries(&slots);
+                if covered < 16_384 {
+                    return Err(StoreError::Unavailable(format!(
+                        "only {covered} of 16384 slots have a primary"
+                    )));
+                }
+                for (host, port) in primaries {
+                    ping_node(&host, port, self.timeouts.connect).await?;
+                }
+                Ok(())
+            }
+            Probe::Role(role) if role == "master" => Ok(()),
+            Probe::Role(role) => {
+                // A demoted primary: on Sentinel, the next call asks again.
+                if self.sentinel.is_some() {
+                    *self.conn.write().await = None;
+                }
+                Err(StoreError::Unavailable(format!(
+                    "the Redis node is a {role}, not a primary"
+                )))
+            }
+        }
     }
 }
 

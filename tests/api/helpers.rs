@@ -426,6 +426,10 @@ impl KvStore for FlakyStore {
         self.check()?;
         self.inner.ping().await
     }
+    async fn ready(&self) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.ready().await
+    }
     fn fullness(&self) -> Option<f64> {
         self.inner.fullness()
     }

@@ -15,6 +15,7 @@ mod helpers;
 mod logs;
 mod multi_instance;
 mod operations;
+mod readiness;
 mod register;
 mod sessions;
 mod sms_codes;
