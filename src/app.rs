@@ -71,6 +71,9 @@ impl App {
             .migrate()
             .await
             .context("running database migrations")?;
+        // From here on, each database call of a request is bounded by what is
+        // left of that request's budget (Redis operations bound themselves).
+        let users = crate::budget::BoundedUsers::wrap(users);
         let secret = load_secret(&config).await?;
         let sms = Arc::new(match overrides.sms {
             Some(sender) => SmsChain::new(vec![sender]),
@@ -127,6 +130,7 @@ impl App {
                 },
                 max_body_bytes: config.server.max_body_bytes,
                 body_timeout: config.server.body_timeout.0,
+                backend_deadline: config.server.backend_deadline.0,
                 dev_hooks: config.dev.expose_secrets,
                 route_sets: config.compat.routes.0.clone(),
                 pages: pages(&config)?,

@@ -59,6 +59,9 @@ pub struct ServerConfig {
     pub body_timeout: Seconds,
     /// A keep-alive connection with no request in flight closes after this.
     pub idle_timeout: Seconds,
+    /// What one request may spend waiting on the store and the database, all
+    /// steps together; past it the request answers DBERR (`crate::budget`).
+    pub backend_deadline: Seconds,
     /// Open connections at once; 0: derived from the open-file limit.
     pub max_connections: usize,
     /// Open connections at once from one address (trusted proxies are
@@ -79,6 +82,7 @@ impl Default for ServerConfig {
             header_timeout: Seconds::secs(10),
             body_timeout: Seconds::secs(10),
             idle_timeout: Seconds::secs(60),
+            backend_deadline: Seconds(std::time::Duration::from_millis(1_800)),
             max_connections: 0,
             max_connections_per_ip: 0,
         }

@@ -110,8 +110,18 @@ impl PasswordHasher {
         let known = stored.is_some();
         let hash = stored.unwrap_or(&self.dummy_hash).to_owned();
         let pw = password.expose().to_owned();
+        let keep = self.params.block_count();
         let ok = self
-            .run(move |blocks| Ok(verify_with(&pw, &hash, blocks)))
+            .run(move |blocks| {
+                let ok = verify_with(&pw, &hash, blocks);
+                // A stored hash with more memory than ours (an old or
+                // imported one) does not leave the thread holding it.
+                if blocks.len() > keep {
+                    blocks.truncate(keep);
+                    blocks.shrink_to_fit();
+                }
+                Ok(ok)
+            })
             .await?;
         Ok(ok && known)
     }

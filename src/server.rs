@@ -128,7 +128,16 @@ impl Gate {
             .try_acquire_owned()
             .map_err(|_| "total")?;
         let ip = canonical(ip);
-        if self.rules.exempt.iter().any(|n| n.contains(&ip)) {
+        let trusted = self.rules.exempt.iter().any(|n| n.contains(&ip));
+        // One IPv6 subscriber usually holds a whole /64: count it as one.
+        let ip = match ip {
+            IpAddr::V6(v6) => {
+                let s = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+            v4 => v4,
+        };
+        if trusted {
             return Ok(Admission {
                 _total: total,
                 ip: None,
@@ -155,14 +164,21 @@ struct Activity {
     idle_since: Mutex<Instant>,
 }
 
-impl Activity {
-    fn begin(&self) {
-        self.in_flight.fetch_add(1, Ordering::SeqCst);
-    }
+/// One request in flight; dropping it (the request finished, or was
+/// abandoned, as when an HTTP/2 client resets its stream) ends it.
+struct InFlight(Arc<Activity>);
 
-    fn end(&self) {
-        *self.idle_since.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
-        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        *self.0.idle_since.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Activity {
+    fn begin(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        InFlight(self.clone())
     }
 
     /// Resolves once no request has been in flight for `idle`.
@@ -276,11 +292,10 @@ async fn serve_connection(
     let svc = tower::service_fn(move |mut req: hyper::Request<Incoming>| {
         req.extensions_mut().insert(ConnectInfo(peer));
         let router = router.clone();
-        let tracked = tracked.clone();
-        tracked.begin();
+        let in_flight = tracked.begin();
         async move {
             let resp = router.oneshot(req).await;
-            tracked.end();
+            drop(in_flight);
             resp
         }
     });
@@ -369,5 +384,22 @@ mod tests {
         );
         drop(first);
         let _again = gate.admit(a).expect("a place came back");
+        // IPv6 addresses of one /64 share one count.
+        let six = Arc::new(Gate {
+            total: Arc::new(Semaphore::new(8)),
+            per_ip: Mutex::new(HashMap::new()),
+            rules: gate.rules.clone(),
+        });
+        let _v1 = six
+            .admit("2001:db8:1:2::1".parse().expect("ip"))
+            .expect("first");
+        let _v2 = six
+            .admit("2001:db8:1:2::ffff".parse().expect("ip"))
+            .expect("second");
+        assert_eq!(
+            six.admit("2001:db8:1:2:3::9".parse().expect("ip")).err(),
+            Some("per_ip")
+        );
+        assert!(six.admit("2001:db8:1:3::1".parse().expect("ip")).is_ok());
     }
 }

@@ -32,13 +32,13 @@ impl Flow {
         if let Some(proof) = &req.captcha {
             self.check_captcha(proof).await?;
         }
-        match self.users.by_mobile(mobile).await {
-            Ok(Some(_)) => return Err(FlowError::MobileTaken),
-            Ok(None) => {}
-            // Registration checks again; a database hiccup must not stop codes.
-            Err(e) => {
-                tracing::warn!(error = %e, "user lookup failed before sending a code; continuing")
-            }
+        // Registration checks again, so a database that is down or slow must
+        // not stop codes: the look-up gets a short bound of its own and
+        // leaves the rest of the request's budget to the store.
+        match super::optional_lookup(self.users.by_mobile(mobile)).await {
+            Some(Some(_)) => return Err(FlowError::MobileTaken),
+            Some(None) => {}
+            None => tracing::warn!("user lookup failed before sending a code; continuing"),
         }
         let reservation = self.limits.reserve_send(mobile, client).await?;
 

@@ -50,6 +50,28 @@ pub struct FlowSettings {
     pub inputs: InputRules,
 }
 
+/// How long a database look-up that a request can do without may take.
+const OPTIONAL_LOOKUP_BOUND: Duration = Duration::from_millis(300);
+
+/// A database look-up the request goes on without when the database is
+/// down or slow (`None`, logged): bounded by [`OPTIONAL_LOOKUP_BOUND`] so the
+/// rest of the request's budget stays for the store.
+async fn optional_lookup<T>(
+    lookup: impl std::future::Future<Output = Result<T, RepoError>>,
+) -> Option<T> {
+    match tokio::time::timeout(OPTIONAL_LOOKUP_BOUND, lookup).await {
+        Ok(Ok(v)) => Some(v),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "database look-up failed");
+            None
+        }
+        Err(_) => {
+            tracing::warn!("database look-up timed out");
+            None
+        }
+    }
+}
+
 /// The share of a bounded store's room at which this instance stops
 /// calling itself ready.
 pub const READY_FULLNESS: f64 = 0.9;

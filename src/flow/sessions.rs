@@ -68,9 +68,9 @@ impl Flow {
         let Some(data) = self.stored_session(id).await? else {
             return Ok(None);
         };
-        match self.users.by_id(data.user_id).await {
-            Ok(Some(user)) if !user.disabled => Ok(Some(data)),
-            Ok(_) => {
+        match super::optional_lookup(self.users.by_id(data.user_id)).await {
+            Some(Some(user)) if !user.disabled => Ok(Some(data)),
+            Some(_) => {
                 tracing::info!(
                     user_id = data.user_id,
                     "session of a disabled or deleted user ended"
@@ -78,8 +78,8 @@ impl Flow {
                 self.end_user_sessions(data.user_id).await?;
                 Ok(None)
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "user lookup failed while checking a session; trusting the store");
+            None => {
+                tracing::warn!("user lookup failed while checking a session; trusting the store");
                 Ok(Some(data))
             }
         }

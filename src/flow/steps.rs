@@ -2,7 +2,10 @@
 //! `request_code`. Each later step needs the one before within
 //! [`STEP_TTL`], from whoever holds step 2's token, or — for clients that
 //! send none, unless `compat.steps_require_token` — from the address that
-//! verified the number. The password is kept only as its hash.
+//! verified the number. Once a step has presented the token, steps without
+//! it are refused for that number, and step 4 must come from whoever set the
+//! password in step 3 (so a neighbour behind the same address cannot swap
+//! the password in between). The password is kept only as its hash.
 
 use std::time::Duration;
 
@@ -37,6 +40,16 @@ struct StepsVerified {
     client: String,
     /// SHA-256 of the step token: a store dump holds no usable token.
     token_hash: String,
+    /// A later step presented the token: steps without it are refused now.
+    #[serde(default)]
+    token_seen: bool,
+}
+
+/// What step 3 leaves for step 4: the password's hash, and who set it.
+#[derive(Serialize, Deserialize)]
+struct StepsPassword {
+    hash: String,
+    by: String,
 }
 
 impl Flow {
@@ -53,6 +66,7 @@ impl Flow {
         let state = StepsVerified {
             client: client.as_str().to_owned(),
             token_hash: secret::sha256_hex(token.as_bytes()),
+            token_seen: false,
         };
         let json = serde_json::to_vec(&state).map_err(|e| FlowError::Internal(e.to_string()))?;
         self.store
@@ -61,66 +75,90 @@ impl Flow {
         Ok(token)
     }
 
-    /// Step 3: hash and keep the password.
+    /// Step 3: hash and keep the password, with who set it.
     pub async fn steps_set_password(
         &self,
         mobile: &Mobile,
         password: &Password,
         by: &StepsClient<'_>,
     ) -> Result<(), FlowError> {
-        self.steps_require_verified(mobile, by).await?;
-        let hash = self.hasher.hash(password).await?;
+        let who = self.steps_require_verified(mobile, by).await?;
+        let record = StepsPassword {
+            hash: self.hasher.hash(password).await?,
+            by: who,
+        };
+        let json = serde_json::to_vec(&record).map_err(|e| FlowError::Internal(e.to_string()))?;
         self.store
-            .set(&keys::steps_password(mobile), hash.as_bytes(), STEP_TTL)
+            .set(&keys::steps_password(mobile), &json, STEP_TTL)
             .await?;
         Ok(())
     }
 
-    /// Step 4: create the user with the kept password (taken once).
+    /// Step 4: create the user with the kept password (taken once), for
+    /// whoever set it.
     pub async fn steps_finish(
         &self,
         mobile: &Mobile,
         nickname: Option<String>,
         by: &StepsClient<'_>,
     ) -> Result<User, FlowError> {
-        self.steps_require_verified(mobile, by).await?;
-        let hash = self
+        let who = self.steps_require_verified(mobile, by).await?;
+        let key = keys::steps_password(mobile);
+        let record: StepsPassword = self
             .store
-            .take(&keys::steps_password(mobile))
+            .get(&key)
+            .await?
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .ok_or(FlowError::StepMissing(Step::Password))?;
+        if record.by != who {
+            return Err(FlowError::StepMissing(Step::Password));
+        }
+        // Taken once: of two racing step 4s only one gets it.
+        self.store
+            .take(&key)
             .await?
             .ok_or(FlowError::StepMissing(Step::Password))?;
-        let hash = String::from_utf8(hash).map_err(|e| FlowError::Internal(e.to_string()))?;
-        let user = self.create_user(mobile, hash, nickname).await?;
+        let user = self.create_user(mobile, record.hash, nickname).await?;
         if let Err(e) = self.store.delete(&keys::steps_verified(mobile)).await {
             tracing::warn!(error = %e, "could not clear a finished registration");
         }
         Ok(user)
     }
 
+    /// Checks that step 2 was done for `mobile` by this client and answers
+    /// who the client is: its token, or its address.
     async fn steps_require_verified(
         &self,
         mobile: &Mobile,
         by: &StepsClient<'_>,
-    ) -> Result<(), FlowError> {
+    ) -> Result<String, FlowError> {
+        let key = keys::steps_verified(mobile);
         let state: Option<StepsVerified> = self
             .store
-            .get(&keys::steps_verified(mobile))
+            .get(&key)
             .await?
             .and_then(|b| serde_json::from_slice(&b).ok());
-        let Some(state) = state else {
+        let Some(mut state) = state else {
             return Err(FlowError::StepMissing(Step::Verified));
         };
         match by.token {
             Some(token) => {
                 let given = secret::sha256_hex(token.as_bytes());
-                if bool::from(given.as_bytes().ct_eq(state.token_hash.as_bytes())) {
-                    Ok(())
-                } else {
-                    Err(FlowError::StepToken)
+                if !bool::from(given.as_bytes().ct_eq(state.token_hash.as_bytes())) {
+                    return Err(FlowError::StepToken);
                 }
+                if !state.token_seen {
+                    state.token_seen = true;
+                    let json = serde_json::to_vec(&state)
+                        .map_err(|e| FlowError::Internal(e.to_string()))?;
+                    self.store.set(&key, &json, STEP_TTL).await?;
+                }
+                Ok(format!("token:{given}"))
             }
-            None if self.settings.steps_require_token => Err(FlowError::StepToken),
-            None if state.client == by.client.as_str() => Ok(()),
+            None if self.settings.steps_require_token || state.token_seen => {
+                Err(FlowError::StepToken)
+            }
+            None if state.client == by.client.as_str() => Ok(format!("addr:{}", state.client)),
             None => Err(FlowError::StepMissing(Step::Verified)),
         }
     }

@@ -5,7 +5,10 @@
 //! carries a token header that differs from its `csrf_token` cookie. The
 //! request's host is `Host`, or the `:authority` of an HTTP/2 request; its
 //! scheme is the `X-Forwarded-Proto` of a trusted proxy, else `https` when
-//! `server.secure_cookies` says the site is served over HTTPS, else `http`. Clients that send
+//! `server.secure_cookies` says the site is served over HTTPS, else `http`.
+//! An `http` Origin posting to an `https` site is refused (a downgrade); an
+//! `https` Origin is accepted for its host (TLS ended by a proxy phoneauth
+//! was not told about). Clients that send
 //! none of these (curl, apps) pass, unless `csrf.require_token` is set.
 
 use std::net::SocketAddr;
@@ -125,8 +128,13 @@ fn check(
             .and_then(|o| o.split_once("://"))
             .map(|(scheme, rest)| (scheme, rest.trim_end_matches('/')));
         match (origin, target.host) {
+            // The same host, and no downgrade: a page served over plain HTTP
+            // must not post to the HTTPS site. (An HTTPS page posting to what
+            // looks like plain HTTP is a TLS proxy we were not told about.)
             (Some((scheme, o)), Some(h))
-                if o.eq_ignore_ascii_case(h) && scheme.eq_ignore_ascii_case(target.scheme) => {}
+                if o.eq_ignore_ascii_case(h)
+                    && (scheme.eq_ignore_ascii_case("https")
+                        || (scheme.eq_ignore_ascii_case("http") && target.scheme == "http")) => {}
             _ => return Err("origin"),
         }
     }
@@ -179,10 +187,11 @@ mod tests {
     }
 
     #[test]
-    fn the_origin_scheme_must_match() {
+    fn the_origin_scheme_must_not_downgrade() {
         let host = ("host", "a.test");
-        assert!(check(&h(&[("origin", "https://a.test"), host]), OPEN).is_err());
+        assert!(check(&h(&[("origin", "https://a.test"), host]), OPEN).is_ok());
         assert!(check(&h(&[("origin", "http://a.test"), host]), OPEN).is_ok());
+        assert!(check(&h(&[("origin", "ftp://a.test"), host]), OPEN).is_err());
         // Behind a trusted TLS proxy the forwarded scheme decides.
         let uri = Uri::from_static("/");
         let policy = CsrfPolicy {
@@ -200,17 +209,25 @@ mod tests {
         let proxy = Some("10.0.0.1".parse().expect("ip"));
         let t = Target::of(&proxied, &uri, proxy, &policy);
         assert!(super::check(&proxied, &t, false).is_ok());
-        // A client cannot claim the scheme itself.
+        // An HTTP page posting to the HTTPS site is a downgrade.
+        let downgrade = h(&[
+            ("origin", "http://a.test"),
+            host,
+            ("x-forwarded-proto", "https"),
+        ]);
+        let t = Target::of(&downgrade, &uri, proxy, &policy);
+        assert!(super::check(&downgrade, &t, false).is_err());
+        // A client cannot claim the scheme itself: only a trusted proxy can.
         let stranger = Some("192.0.2.1".parse().expect("ip"));
-        let t = Target::of(&proxied, &uri, stranger, &policy);
-        assert!(super::check(&proxied, &t, false).is_err());
+        let t = Target::of(&downgrade, &uri, stranger, &policy);
+        assert!(super::check(&downgrade, &t, false).is_ok());
         // With secure cookies the site is HTTPS.
         let secure = CsrfPolicy {
             https: true,
             ..policy
         };
-        let plain = h(&[("origin", "https://a.test"), host]);
-        assert!(super::check(&plain, &Target::of(&plain, &uri, None, &secure), false).is_ok());
+        let plain = h(&[("origin", "http://a.test"), host]);
+        assert!(super::check(&plain, &Target::of(&plain, &uri, None, &secure), false).is_err());
     }
 
     #[test]

@@ -89,6 +89,9 @@ pub struct RouterOptions {
     pub max_body_bytes: usize,
     /// `server.body_timeout`: the whole body must arrive within it.
     pub body_timeout: std::time::Duration,
+    /// `server.backend_deadline`: each request's time for the store and
+    /// database (`crate::budget`).
+    pub backend_deadline: std::time::Duration,
     pub dev_hooks: bool,
     /// Route sets from `compat.routes`; `ihome` is always served.
     pub route_sets: Vec<RouteSet>,
@@ -157,6 +160,10 @@ pub fn router(state: AppState, opts: RouterOptions) -> Router {
         .layer(middleware::from_fn_with_state(opts.csrf, csrf::layer))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(middleware::from_fn(error::errno_wire))
+        .layer(middleware::from_fn_with_state(
+            opts.backend_deadline,
+            with_backend_budget,
+        ))
         .layer(middleware::from_fn_with_state(
             state.trusted.clone(),
             trace::layer,
@@ -247,6 +254,15 @@ async fn readyz(State(s): State<AppState>) -> Response {
         StatusCode::SERVICE_UNAVAILABLE,
         &json!({ "status": "unavailable", "failing": failing }),
     )
+}
+
+/// Middleware: the request's budget for the store and database.
+async fn with_backend_budget(
+    State(limit): State<std::time::Duration>,
+    req: axum::extract::Request,
+    next: middleware::Next,
+) -> Response {
+    crate::budget::scope(limit, next.run(req)).await
 }
 
 /// A readiness probe under [`READY_PROBE_BOUND`].

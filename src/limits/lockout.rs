@@ -10,27 +10,64 @@
 //! - Per client the failures are read first, before anything keyed by the
 //!   number is written: a client over `limits.login_failures_per_ip` cannot
 //!   push anyone into the lockout, nor fill the store with numbers.
+//! - A check the client walks away from (it closes the connection, the
+//!   request is dropped mid-check) gives its place back and counts as a
+//!   failure of the client — never of the number — so hanging up early is
+//!   no way around either limit ([`LoginTicket`]'s `Drop`).
+//! - The checks in flight are a counter in the same window as the failures.
+//!   Like every fixed window, its end lets a burst at the boundary through
+//!   once; a place held by an instance that died comes back with the window.
 
 use std::time::Duration;
 
 use super::{ClientKey, LimitError, Limits, Refusal, Scope};
 use crate::domain::Mobile;
-use crate::store::{StoreError, keys};
+use crate::store::{SharedStore, StoreError, keys};
 
-/// A password check in flight holds its place at most this long (a crashed
-/// instance's places come back by themselves).
-const LOGIN_IN_FLIGHT_TTL: Duration = Duration::from_secs(30);
 /// How long a login waits for checks in flight on the same number to finish.
 const LOGIN_QUEUE_WAIT: Duration = Duration::from_secs(3);
 const LOGIN_QUEUE_POLL: Duration = Duration::from_millis(20);
 
 /// A password check's place among a number's login attempts; give it back
 /// with [`Limits::login_failed`], [`Limits::login_succeeded`] or
-/// [`Limits::login_abandoned`].
-#[derive(Debug)]
+/// [`Limits::login_abandoned`]. Dropped without that, it gives the place back
+/// by itself and, once admitted, counts a failure against the client.
 #[must_use]
 pub struct LoginTicket {
+    store: SharedStore,
     in_flight: String,
+    client_failures: String,
+    window: Duration,
+    /// Admitted to a check: walking away from it now costs the client.
+    admitted: bool,
+    settled: bool,
+}
+
+impl Drop for LoginTicket {
+    fn drop(&mut self) {
+        if self.settled {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let store = self.store.clone();
+        let in_flight = std::mem::take(&mut self.in_flight);
+        let client = self
+            .admitted
+            .then(|| std::mem::take(&mut self.client_failures));
+        let window = self.window;
+        runtime.spawn(async move {
+            if let Err(e) = store.decr(&in_flight).await {
+                tracing::warn!(error = %e, "could not release a login place; it expires by itself");
+            }
+            if let Some(client) = client
+                && let Err(e) = store.incr_window(&client, window).await
+            {
+                tracing::warn!(error = %e, "could not count an abandoned login");
+            }
+        });
+    }
 }
 
 impl Limits {
@@ -54,6 +91,7 @@ impl Limits {
         }
         let failures = keys::login_failures_mobile(mobile);
         let in_flight = keys::login_in_flight_mobile(mobile);
+        let window = Duration::from_secs(self.cfg.login_window_secs);
         let limit = self.cfg.login_failures;
         let give_up = tokio::time::Instant::now() + LOGIN_QUEUE_WAIT;
         loop {
@@ -64,17 +102,24 @@ impl Limits {
                     retry_after: failed.resets_in,
                 }));
             }
-            let checking = self
-                .store
-                .incr_window(&in_flight, LOGIN_IN_FLIGHT_TTL)
-                .await?;
+            let checking = self.store.incr_window(&in_flight, window).await?;
+            // From here the place is held: any way out gives it back.
+            let mut ticket = LoginTicket {
+                store: self.store.clone(),
+                in_flight: in_flight.clone(),
+                client_failures: keys::login_failures_ip(client.as_str()),
+                window,
+                admitted: false,
+                settled: false,
+            };
             // Read again after taking the place: a check that failed
             // meanwhile counted its failure before giving its place back.
             let failed = self.store.peek_counter(&failures).await?;
             if failed.count + checking.count <= limit {
-                return Ok(LoginTicket { in_flight });
+                ticket.admitted = true;
+                return Ok(ticket);
             }
-            self.store.decr(&in_flight).await?;
+            self.release_login(ticket).await;
             if tokio::time::Instant::now() >= give_up {
                 return Err(LimitError::Refused(Refusal {
                     scope: Scope::Login,
@@ -127,7 +172,8 @@ impl Limits {
         self.release_login(ticket).await;
     }
 
-    async fn release_login(&self, ticket: LoginTicket) {
+    async fn release_login(&self, mut ticket: LoginTicket) {
+        ticket.settled = true;
         if let Err(e) = self.store.decr(&ticket.in_flight).await {
             tracing::warn!(error = %e, "could not release a login place; it expires by itself");
         }
@@ -196,6 +242,38 @@ mod tests {
             .expect("join")
             .expect("admitted after the others");
         l.login_abandoned(t).await;
+    }
+
+    #[tokio::test]
+    async fn a_check_walked_away_from_gives_its_place_back_and_costs_the_client() {
+        let (l, _, store) = setup(LimitsConfig::default());
+        let m = mobile("13800000008");
+        let c = ip("10.0.0.8");
+        let ticket = l.login_attempt(&m, &c).await.expect("admitted");
+        drop(ticket);
+        // The release runs on the runtime; give it a moment.
+        for _ in 0..50 {
+            let counted = store
+                .peek_counter(&keys::login_failures_ip(c.as_str()))
+                .await
+                .expect("peek")
+                .count;
+            if counted == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let peek = |k: String| {
+            let store = store.clone();
+            async move { store.peek_counter(&k).await.expect("peek").count }
+        };
+        assert_eq!(peek(keys::login_in_flight_mobile(&m)).await, 0);
+        assert_eq!(peek(keys::login_failures_ip(c.as_str())).await, 1);
+        assert_eq!(
+            peek(keys::login_failures_mobile(&m)).await,
+            0,
+            "not the number's"
+        );
     }
 
     #[tokio::test]

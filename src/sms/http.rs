@@ -85,7 +85,10 @@ pub fn error(provider: &'static str, kind: SmsErrorKind, detail: impl Into<Strin
 /// outcome unknown.
 pub async fn send(provider: &'static str, req: RequestBuilder) -> Result<Answer, SmsError> {
     let resp = req.send().await.map_err(|e| {
-        let (kind, what) = if e.is_connect() {
+        let (kind, what) = if e.is_builder() {
+            // The request was never made: a bad URL or header from config.
+            (SmsErrorKind::Config, "could not build the request")
+        } else if e.is_connect() {
             (SmsErrorKind::Transient, "could not connect")
         } else if e.is_timeout() {
             (SmsErrorKind::Unknown, "timed out")

@@ -333,19 +333,21 @@ impl RedisStore {
     {
         // The bound covers getting a connection too: callers queued behind a
         // reconnect must not wait for each other's attempts.
-        let bounded = tokio::time::timeout(self.timeouts.operation, async {
+        // It is also bounded by what is left of the request's budget for the
+        // store and database (`crate::budget`).
+        let bounded = crate::budget::bound(tokio::time::timeout(self.timeouts.operation, async {
             let conn = self.conn().await.map_err(Reason::Store)?;
             op(conn).await.map_err(Reason::Redis)
-        })
+        }))
         .await;
         let result = match bounded {
-            Ok(Err(Reason::Store(e))) => return Err(e),
-            Ok(Err(Reason::Redis(e))) => Ok(Err(e)),
-            Ok(Ok(v)) => Ok(Ok(v)),
-            Err(elapsed) => Err(elapsed),
+            Ok(Ok(Err(Reason::Store(e)))) => return Err(e),
+            Ok(Ok(Err(Reason::Redis(e)))) => Ok(Err(e)),
+            Ok(Ok(Ok(v))) => Ok(Ok(v)),
+            Ok(Err(_)) | Err(_) => Err(()),
         };
         let failover_shaped = match &result {
-            Err(_elapsed) => true,
+            Err(()) => true,
             Ok(Err(e)) => {
                 e.is_io_error()
                     || e.is_connection_dropped()

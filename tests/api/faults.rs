@@ -23,6 +23,8 @@ use crate::helpers::{
 
 /// Longest a request may take while a backend is down.
 const BOUND: Duration = Duration::from_secs(6);
+/// SPEC §7: every answer while a part is down.
+const OUTAGE_ANSWER: Duration = Duration::from_secs(2);
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -232,21 +234,32 @@ async fn postgres_cut_off_gives_dberr_on_registration_while_codes_still_go_out()
     let code = app.send_code(&m).await;
 
     proxy.set_up(false);
+    // SPEC §7: while the database is down every answer comes within 2 s
+    // (the whole request, not each step), DBERR where it is needed.
+    let within_2s = |what: &str, started: Instant| {
+        assert!(
+            started.elapsed() < OUTAGE_ANSWER,
+            "{what} took {:?} while PostgreSQL was down",
+            started.elapsed()
+        );
+    };
     let started = Instant::now();
     assert_eq!(
         app.register(&m, &code, "password123").await["errno"],
         "4001"
     );
-    assert!(
-        started.elapsed() < BOUND,
-        "registration took {:?}",
-        started.elapsed()
-    );
+    within_2s("registration", started);
     // SPEC §3 step 4: the lookup fails, is logged, and the code still goes out.
     let other = fresh_mobile();
+    let started = Instant::now();
     app.send_code(&other).await;
+    within_2s("a code request", started);
+    let started = Instant::now();
     assert_eq!(app.login(&registered, "password123").await["errno"], "4001");
+    within_2s("login", started);
+    let started = Instant::now();
     assert_eq!(app.get("/readyz").await.status(), 503);
+    within_2s("/readyz", started);
 
     proxy.set_up(true);
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -491,6 +491,37 @@ async fn steps_hand_out_a_token_and_refuse_a_wrong_one() {
 }
 
 #[tokio::test]
+async fn once_the_token_is_used_no_one_behind_the_address_can_swap_the_password() {
+    let app = spawn_app_with(|c| {
+        c.compat.routes = phoneauth::config::List(vec![phoneauth::config::RouteSet::Steps]);
+    })
+    .await;
+    let m = fresh_mobile();
+    step(&app, 1, json!({ "phone_number": m }), None).await;
+    let code = app.dev_sms(&m).await.expect("code");
+    let v = step(
+        &app,
+        2,
+        json!({ "phone_number": m, "validate_number": code }),
+        None,
+    )
+    .await;
+    let token = v["step_token"].as_str().expect("step_token").to_owned();
+    let mine = json!({ "phone_number": m, "password": "my password 8", "password_confirm": "my password 8" });
+    assert_eq!(step(&app, 3, mine, Some(&token)).await["code"], 1);
+    // A neighbour behind the same address, without the token.
+    let theirs = json!({ "phone_number": m, "password": "their password", "password_confirm": "their password" });
+    assert_eq!(step(&app, 3, theirs, None).await["code"], 0);
+    assert_eq!(
+        step(&app, 4, json!({ "phone_number": m }), None).await["code"],
+        0
+    );
+    let v = step(&app, 4, json!({ "phone_number": m }), Some(&token)).await;
+    assert_eq!(v["code"], 1, "{v}");
+    assert_eq!(app.login(&m, "my password 8").await["errno"], "0");
+}
+
+#[tokio::test]
 async fn steps_require_the_token_when_configured() {
     let app = spawn_app_with(|c| {
         c.compat.routes = phoneauth::config::List(vec![phoneauth::config::RouteSet::Steps]);
@@ -605,7 +636,7 @@ async fn a_disabled_users_sessions_stop_working_at_once() {
 // ---- 10. HTTP/2 and CSRF ----------------------------------------------------------
 
 #[tokio::test]
-async fn same_origin_posts_over_http2_pass_and_other_schemes_do_not() {
+async fn same_origin_posts_over_http2_pass_and_downgrades_do_not() {
     let app = spawn_app_with(|_| {}).await;
     crate::helpers::ensure_tls();
     let h2 = reqwest::Client::builder()
@@ -623,8 +654,23 @@ async fn same_origin_posts_over_http2_pass_and_other_schemes_do_not() {
     let resp = post(app.base.clone()).await.expect("h2 request");
     assert_eq!(resp.version(), reqwest::Version::HTTP_2);
     assert_eq!(resp.status(), 200, "a same-origin POST over h2c passes");
+    let other = app.base.replace("127.0.0.1", "localhost");
+    assert_eq!(post(other).await.expect("h2 request").status(), 403);
+}
+
+#[tokio::test]
+async fn a_plain_http_page_cannot_post_to_the_https_site() {
+    let app = spawn_app_with(|c| c.server.secure_cookies = true).await;
+    let post = |origin: String| {
+        app.client
+            .post(app.url("/api/v1.0/sessions"))
+            .header("origin", origin)
+            .json(&json!({ "mobile": fresh_mobile(), "password": "whatever-1" }))
+            .send()
+    };
     let https = app.base.replace("http://", "https://");
-    assert_eq!(post(https).await.expect("h2 request").status(), 403);
+    assert_eq!(post(https).await.expect("request").status(), 200);
+    assert_eq!(post(app.base.clone()).await.expect("request").status(), 403);
 }
 
 // ---- 11. X-Forwarded-For hops with ports --------------------------------------------

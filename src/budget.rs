@@ -1,0 +1,130 @@
+//! One budget per request for waiting on the store and the database
+//! (SPEC §7: while a part is down, a request answers DBERR within 2 s — the
+//! whole request, not each operation).
+//!
+//! The router runs every request inside [`scope`]; every call that can wait
+//! on a backend goes through [`bound`] — each Redis operation
+//! (`store::redis`) and each database call ([`BoundedUsers`]; the memory
+//! store never waits) — which gives it only what is left of the request's
+//! budget and charges what it took. Time spent elsewhere — hashing a password, waiting
+//! for an SMS vendor — is not charged: a slow hash must not make a healthy
+//! database look down. Outside a request (start-up, background work) calls
+//! are bounded only by their own timeouts.
+
+use std::cell::Cell;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::time::Instant;
+
+use crate::domain::Mobile;
+use crate::users::{NewUser, RepoError, SharedUserRepo, User, UserRepo};
+
+struct Budget {
+    limit: Duration,
+    spent: Cell<Duration>,
+}
+
+tokio::task_local! {
+    static BUDGET: Budget;
+}
+
+/// Runs `fut` (a request) with `limit` to spend on the store and database.
+pub async fn scope<F: Future>(limit: Duration, fut: F) -> F::Output {
+    let budget = Budget {
+        limit,
+        spent: Cell::new(Duration::ZERO),
+    };
+    BUDGET.scope(budget, fut).await
+}
+
+/// What the current request may still spend (`None` outside a request).
+fn remaining() -> Option<Duration> {
+    BUDGET
+        .try_with(|b| b.limit.saturating_sub(b.spent.get()))
+        .ok()
+}
+
+fn charge(took: Duration) {
+    let _ = BUDGET.try_with(|b| b.spent.set(b.spent.get() + took));
+}
+
+/// Why a call was cut short.
+#[derive(Debug, Clone, Copy)]
+pub struct Exhausted;
+
+/// Runs one store or database call within what is left of the budget.
+pub async fn bound<T>(fut: impl Future<Output = T>) -> Result<T, Exhausted> {
+    let Some(left) = remaining() else {
+        return Ok(fut.await);
+    };
+    if left.is_zero() {
+        return Err(Exhausted);
+    }
+    let started = Instant::now();
+    let out = tokio::time::timeout(left, fut).await;
+    charge(started.elapsed());
+    out.map_err(|_| Exhausted)
+}
+
+fn repo_exhausted(_: Exhausted) -> RepoError {
+    RepoError::Unavailable("the request's time for the store and database ran out".into())
+}
+
+/// The user repository, each call within the request's budget.
+pub struct BoundedUsers(pub SharedUserRepo);
+
+impl BoundedUsers {
+    pub fn wrap(users: SharedUserRepo) -> SharedUserRepo {
+        Arc::new(Self(users))
+    }
+}
+
+#[async_trait]
+impl UserRepo for BoundedUsers {
+    async fn create(&self, new: &NewUser) -> Result<User, RepoError> {
+        bound(self.0.create(new)).await.map_err(repo_exhausted)?
+    }
+
+    async fn by_mobile(&self, mobile: &Mobile) -> Result<Option<User>, RepoError> {
+        bound(self.0.by_mobile(mobile))
+            .await
+            .map_err(repo_exhausted)?
+    }
+
+    async fn by_id(&self, id: i64) -> Result<Option<User>, RepoError> {
+        bound(self.0.by_id(id)).await.map_err(repo_exhausted)?
+    }
+
+    async fn ping(&self) -> Result<(), RepoError> {
+        bound(self.0.ping()).await.map_err(repo_exhausted)?
+    }
+
+    async fn migrate(&self) -> Result<(), RepoError> {
+        self.0.migrate().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn calls_share_one_budget_and_other_time_is_not_charged() {
+        let slow = || tokio::time::sleep(Duration::from_millis(700));
+        scope(Duration::from_secs(1), async {
+            assert!(bound(slow()).await.is_ok(), "700 ms of 1 s");
+            // Time outside the store and database is free.
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            let started = Instant::now();
+            assert!(bound(slow()).await.is_err(), "only 300 ms were left");
+            assert_eq!(started.elapsed(), Duration::from_millis(300));
+            assert!(bound(async {}).await.is_err(), "nothing is left");
+        })
+        .await;
+        // Outside a request nothing is bounded.
+        assert!(bound(slow()).await.is_ok());
+    }
+}
