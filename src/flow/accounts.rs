@@ -8,16 +8,32 @@ use crate::meter;
 use crate::users::{NewUser, RepoError, User};
 
 impl Flow {
-    /// Registers a number after its code checks out. The code is verified
+    /// Registers a number after its code checks out. The code is checked
     /// before the (costly) password hash, so guessing costs us no hashing.
+    ///
+    /// A right code is held, not consumed, until the account is committed
+    /// (SPEC §7: a crash must not cost the user their code): it is consumed
+    /// once the account exists (or the number turns out to be taken), given
+    /// back when the database or the hashing queue fails, and — if this
+    /// instance dies in between — usable again when the hold ends
+    /// ([`super::codes::CODE_HOLD`]). While held it is missing to everyone
+    /// else, so one code still makes at most one account.
     pub async fn register(
         &self,
         r: &Registration,
         name: Option<String>,
     ) -> Result<User, FlowError> {
-        self.verify_code(&r.mobile, &r.code).await?;
-        let password_hash = self.hasher.hash(&r.password).await?;
-        self.create_user(&r.mobile, password_hash, name).await
+        let mac = self.claim_code(&r.mobile, &r.code).await?;
+        let created = async {
+            let password_hash = self.hasher.hash(&r.password).await?;
+            self.create_user(&r.mobile, password_hash, name).await
+        }
+        .await;
+        match &created {
+            Ok(_) | Err(FlowError::MobileTaken) => self.consume_claimed_code(&r.mobile).await,
+            Err(_) => self.release_claimed_code(&r.mobile, &mac).await,
+        }
+        created
     }
 
     /// Creates the user row; the unique constraint decides races.

@@ -2,6 +2,8 @@
 //! registered, send limits, code, delivery), stored as a MAC with a guess
 //! count, consumed by the first right guess.
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 
 use super::{CodeRequest, Flow, FlowError};
@@ -10,7 +12,12 @@ use crate::limits::ClientKey;
 use crate::meter;
 use crate::secret;
 use crate::sms::{SmsErrorKind, SmsMessage};
-use crate::store::{CodeCheck, StoreError, keys};
+use crate::store::{CodeCheck, CodeClaim, StoreError, keys};
+
+/// How long a registration holds a right code while it commits the account;
+/// after a crash, the code is usable again when this ends (SPEC §7: within
+/// 15 s).
+pub const CODE_HOLD: Duration = Duration::from_secs(15);
 
 /// What `/dev/sms/{mobile}` shows.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -98,26 +105,54 @@ impl Flow {
     /// Checks a typed code; a match consumes it, a miss counts a guess.
     pub async fn verify_code(&self, mobile: &Mobile, code: &SmsCode) -> Result<(), FlowError> {
         let mac = self.code_mac(mobile, code.expose());
-        match self
+        let check = self
             .store
             .verify_code(&keys::sms_code(mobile), &mac, self.settings.max_guesses)
-            .await?
-        {
-            CodeCheck::Match => {
-                meter::code_verification("ok");
-                if self.settings.expose_secrets {
-                    let _ = self.store.delete(&keys::dev_sms(mobile)).await;
-                }
-                Ok(())
-            }
-            CodeCheck::Missing => {
-                meter::code_verification("expired");
-                Err(FlowError::CodeMissing)
-            }
-            CodeCheck::Wrong { remaining } => {
-                meter::code_verification(if remaining == 0 { "too_many" } else { "wrong" });
-                Err(FlowError::CodeWrong { remaining })
-            }
+            .await?;
+        counted(check)?;
+        if self.settings.expose_secrets {
+            let _ = self.store.delete(&keys::dev_sms(mobile)).await;
+        }
+        Ok(())
+    }
+
+    /// Checks a typed code like [`Flow::verify_code`], but a match holds the
+    /// code for [`CODE_HOLD`] instead of consuming it; returns the MAC that
+    /// releases it.
+    pub(super) async fn claim_code(
+        &self,
+        mobile: &Mobile,
+        code: &SmsCode,
+    ) -> Result<[u8; 32], FlowError> {
+        let mac = self.code_mac(mobile, code.expose());
+        let claim = CodeClaim {
+            candidate: &mac,
+            max_guesses: self.settings.max_guesses,
+            lease: CODE_HOLD,
+        };
+        counted(
+            self.store
+                .claim_code(&keys::sms_code(mobile), claim)
+                .await?,
+        )?;
+        Ok(mac)
+    }
+
+    /// The held code did its work: consume it (a failure is logged; the
+    /// code then stays unusable until its hold ends).
+    pub(super) async fn consume_claimed_code(&self, mobile: &Mobile) {
+        if let Err(e) = self.store.delete(&keys::sms_code(mobile)).await {
+            tracing::warn!(error = %e, "could not consume a used code");
+        }
+        if self.settings.expose_secrets {
+            let _ = self.store.delete(&keys::dev_sms(mobile)).await;
+        }
+    }
+
+    /// The held code could not be used: give it back for another try.
+    pub(super) async fn release_claimed_code(&self, mobile: &Mobile, mac: &[u8]) {
+        if let Err(e) = self.store.release_code(&keys::sms_code(mobile), mac).await {
+            tracing::warn!(error = %e, "could not release a held code; it is usable again when the hold ends");
         }
     }
 
@@ -129,5 +164,23 @@ impl Flow {
     fn code_mac(&self, mobile: &Mobile, code: &str) -> [u8; 32] {
         self.secret
             .mac("sms-code", &[mobile.e164().as_bytes(), code.as_bytes()])
+    }
+}
+
+/// A code check's outcome as the flow's, counted.
+fn counted(check: CodeCheck) -> Result<(), FlowError> {
+    match check {
+        CodeCheck::Match => {
+            meter::code_verification("ok");
+            Ok(())
+        }
+        CodeCheck::Missing => {
+            meter::code_verification("expired");
+            Err(FlowError::CodeMissing)
+        }
+        CodeCheck::Wrong { remaining } => {
+            meter::code_verification(if remaining == 0 { "too_many" } else { "wrong" });
+            Err(FlowError::CodeWrong { remaining })
+        }
     }
 }

@@ -19,7 +19,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use subtle::ConstantTimeEq;
 
-use super::{CodeCheck, Counter, IndexAdd, KvStore, StoreError};
+use super::{CodeCheck, CodeClaim, Counter, IndexAdd, KvStore, StoreError};
 use crate::clock::SharedClock;
 
 const SHARDS: usize = 32;
@@ -34,9 +34,11 @@ const ENTRY_OVERHEAD: usize = 168;
 enum Value {
     Bytes(Vec<u8>),
     Counter(u64),
+    /// `held_until_ms`: 0, or when a claim's hold ends.
     Code {
         mac: Vec<u8>,
         wrong: u32,
+        held_until_ms: u64,
     },
     /// Oldest first.
     Index(Vec<String>),
@@ -53,7 +55,7 @@ impl Entry {
         let v = match value {
             Value::Bytes(b) => b.len(),
             Value::Counter(_) => 8,
-            Value::Code { mac, .. } => mac.len() + 4,
+            Value::Code { mac, .. } => mac.len() + 12,
             Value::Index(members) => members.iter().map(|m| m.len() + 24).sum(),
         };
         key.len() + v + ENTRY_OVERHEAD
@@ -212,6 +214,51 @@ impl MemoryStore {
         Ok(result)
     }
 
+    /// One guess at a code: a match consumes it (`hold: None`) or holds it
+    /// for the lease; a held code is missing to everyone.
+    fn guess_code(
+        &self,
+        key: &str,
+        candidate: &[u8],
+        max_guesses: u32,
+        hold: Option<Duration>,
+    ) -> Result<CodeCheck, StoreError> {
+        self.with_entry(key, |existing, now| {
+            let Some(Entry {
+                value:
+                    Value::Code {
+                        mac,
+                        wrong,
+                        held_until_ms,
+                    },
+                ..
+            }) = existing
+            else {
+                return (Update::Keep, CodeCheck::Missing);
+            };
+            if *held_until_ms > now {
+                return (Update::Keep, CodeCheck::Missing);
+            }
+            if bool::from(mac.as_slice().ct_eq(candidate)) {
+                return match hold {
+                    None => (Update::Delete, CodeCheck::Match),
+                    Some(lease) => {
+                        *held_until_ms = now + Self::ttl_ms(lease);
+                        (Update::Keep, CodeCheck::Match)
+                    }
+                };
+            }
+            *wrong += 1;
+            let remaining = max_guesses.saturating_sub(*wrong);
+            let update = if remaining == 0 {
+                Update::Delete
+            } else {
+                Update::Keep
+            };
+            (update, CodeCheck::Wrong { remaining })
+        })
+    }
+
     fn release(&self, key: &str, value: &Value) {
         self.used_bytes
             .fetch_sub(Entry::cost(key, value), Ordering::Relaxed);
@@ -358,6 +405,7 @@ impl KvStore for MemoryStore {
                 value: Value::Code {
                     mac: mac.to_vec(),
                     wrong: 0,
+                    held_until_ms: 0,
                 },
                 expires_at_ms: now + Self::ttl_ms(ttl),
             };
@@ -371,25 +419,26 @@ impl KvStore for MemoryStore {
         candidate: &[u8],
         max_guesses: u32,
     ) -> Result<CodeCheck, StoreError> {
+        self.guess_code(key, candidate, max_guesses, None)
+    }
+
+    async fn claim_code(&self, key: &str, claim: CodeClaim<'_>) -> Result<CodeCheck, StoreError> {
+        self.guess_code(key, claim.candidate, claim.max_guesses, Some(claim.lease))
+    }
+
+    async fn release_code(&self, key: &str, candidate: &[u8]) -> Result<(), StoreError> {
         self.with_entry(key, |existing, _| {
-            let Some(Entry {
-                value: Value::Code { mac, wrong },
+            if let Some(Entry {
+                value: Value::Code {
+                    mac, held_until_ms, ..
+                },
                 ..
             }) = existing
-            else {
-                return (Update::Keep, CodeCheck::Missing);
-            };
-            if bool::from(mac.as_slice().ct_eq(candidate)) {
-                return (Update::Delete, CodeCheck::Match);
+                && bool::from(mac.as_slice().ct_eq(candidate))
+            {
+                *held_until_ms = 0;
             }
-            *wrong += 1;
-            let remaining = max_guesses.saturating_sub(*wrong);
-            let update = if remaining == 0 {
-                Update::Delete
-            } else {
-                Update::Keep
-            };
-            (update, CodeCheck::Wrong { remaining })
+            (Update::Keep, ())
         })
     }
 

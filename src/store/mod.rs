@@ -41,6 +41,14 @@ pub enum CodeCheck {
     Wrong { remaining: u32 },
 }
 
+/// A guess at a code that holds the code when right ([`KvStore::claim_code`]).
+#[derive(Debug, Clone, Copy)]
+pub struct CodeClaim<'a> {
+    pub candidate: &'a [u8],
+    pub max_guesses: u32,
+    pub lease: Duration,
+}
+
 /// One addition to an ordered index ([`KvStore::index_add`]).
 #[derive(Debug, Clone, Copy)]
 pub struct IndexAdd<'a> {
@@ -89,13 +97,24 @@ pub trait KvStore: Send + Sync + 'static {
 
     /// Checks `candidate` against the stored MAC in constant time, atomically:
     /// a match consumes the code; a miss counts a guess and withdraws the code
-    /// at `max_guesses`.
+    /// at `max_guesses`. A code held by [`KvStore::claim_code`] is `Missing`
+    /// to everyone until its hold is released or ends.
     async fn verify_code(
         &self,
         key: &str,
         candidate: &[u8],
         max_guesses: u32,
     ) -> Result<CodeCheck, StoreError>;
+
+    /// Like [`KvStore::verify_code`], but a match holds the code for
+    /// `claim.lease` instead of consuming it. While held it is `Missing` to
+    /// every caller; [`KvStore::release_code`] frees it for another try,
+    /// [`KvStore::delete`] consumes it, and a holder that never comes back (an
+    /// instance that died) loses it when the lease ends.
+    async fn claim_code(&self, key: &str, claim: CodeClaim<'_>) -> Result<CodeCheck, StoreError>;
+
+    /// Ends the hold on a code, if it still holds `mac`.
+    async fn release_code(&self, key: &str, mac: &[u8]) -> Result<(), StoreError>;
 
     /// Adds `add.member` to the ordered set at `key` as its newest member
     /// (one already there moves to the end) and keeps the set for `add.ttl`

@@ -26,7 +26,7 @@ use redis::{Cmd, Pipeline, RedisError, RedisFuture, Script, Value};
 use subtle::ConstantTimeEq;
 use tokio::sync::{Mutex, RwLock};
 
-use super::{CodeCheck, Counter, IndexAdd, KvStore, StoreError};
+use super::{CodeCheck, CodeClaim, Counter, IndexAdd, KvStore, StoreError};
 
 /// Timeouts of the Redis connection.
 #[derive(Debug, Clone, Copy)]
@@ -136,6 +136,8 @@ struct Scripts {
     put_code: Script,
     guess_code: Script,
     delete_if: Script,
+    hold_if: Script,
+    release_if: Script,
     index_add: Script,
 }
 
@@ -177,10 +179,16 @@ impl Scripts {
                   return 0",
             ),
             // Counts the guess and returns the stored MAC for a constant-time
-            // comparison in Rust; false when absent or out of guesses.
+            // comparison in Rust; false when absent, held by a claim (by the
+            // server's clock) or out of guesses.
             guess_code: Script::new(
                 r"local mac = redis.call('HGET', KEYS[1], 'mac')
                   if not mac then return false end
+                  local held = tonumber(redis.call('HGET', KEYS[1], 'held') or '0')
+                  local t = redis.call('TIME')
+                  if held > tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) then
+                    return false
+                  end
                   local g = tonumber(redis.call('HGET', KEYS[1], 'guesses') or '0')
                   if g >= tonumber(ARGV[1]) then return false end
                   g = redis.call('HINCRBY', KEYS[1], 'guesses', 1)
@@ -191,6 +199,23 @@ impl Scripts {
             delete_if: Script::new(
                 r"if redis.call('HGET', KEYS[1], 'mac') == ARGV[1] then
                     return redis.call('DEL', KEYS[1])
+                  end
+                  return 0",
+            ),
+            // Holds the code for ARGV[2] ms if it still holds the guessed MAC
+            // and no live hold is on it; 1 for the caller that got the hold.
+            hold_if: Script::new(
+                r"if redis.call('HGET', KEYS[1], 'mac') ~= ARGV[1] then return 0 end
+                  local t = redis.call('TIME')
+                  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+                  local held = tonumber(redis.call('HGET', KEYS[1], 'held') or '0')
+                  if held > now then return 0 end
+                  redis.call('HSET', KEYS[1], 'held', now + tonumber(ARGV[2]))
+                  return 1",
+            ),
+            release_if: Script::new(
+                r"if redis.call('HGET', KEYS[1], 'mac') == ARGV[1] then
+                    redis.call('HDEL', KEYS[1], 'held')
                   end
                   return 0",
             ),
@@ -258,6 +283,85 @@ impl RedisStore {
             tracing::warn!(error = %e, "Redis does not answer yet; requests get DBERR until it does");
         }
         Ok(store)
+    }
+
+    /// One guess at a code (see `verify_code` and `claim_code`): the guess
+    /// script counts it and returns the MAC; a match then consumes the code,
+    /// or holds it for the lease, only if it still holds that MAC.
+    async fn guess(
+        &self,
+        key: &str,
+        candidate: &[u8],
+        max_guesses: u32,
+        hold: Option<Duration>,
+    ) -> Result<CodeCheck, StoreError> {
+        let k = self.key(key);
+        let guessed: Option<(Vec<u8>, u32)> = self
+            .run(|mut c| {
+                let k = k.clone();
+                async move {
+                    self.scripts
+                        .guess_code
+                        .key(&k)
+                        .arg(max_guesses)
+                        .invoke_async(&mut c)
+                        .await
+                }
+            })
+            .await?;
+        let Some((mac, guesses)) = guessed else {
+            return Ok(CodeCheck::Missing);
+        };
+        let matched = bool::from(mac.as_slice().ct_eq(candidate));
+        let exhausted = guesses >= max_guesses;
+        if matched && let Some(lease) = hold {
+            let held: i64 = self
+                .run(|mut c| {
+                    let (k, mac) = (k.clone(), mac.clone());
+                    async move {
+                        self.scripts
+                            .hold_if
+                            .key(&k)
+                            .arg(mac)
+                            .arg(ms(lease))
+                            .invoke_async(&mut c)
+                            .await
+                    }
+                })
+                .await?;
+            // Only the caller that got the hold may use the code.
+            return Ok(if held == 1 {
+                CodeCheck::Match
+            } else {
+                CodeCheck::Missing
+            });
+        }
+        if matched || exhausted {
+            let deleted: i64 = self
+                .run(|mut c| {
+                    let (k, mac) = (k.clone(), mac.clone());
+                    async move {
+                        self.scripts
+                            .delete_if
+                            .key(&k)
+                            .arg(mac)
+                            .invoke_async(&mut c)
+                            .await
+                    }
+                })
+                .await?;
+            if matched {
+                // Only the caller whose delete removed the code has used it.
+                return Ok(if deleted == 1 {
+                    CodeCheck::Match
+                } else {
+                    CodeCheck::Missing
+                });
+            }
+        }
+        Ok(CodeCheck::Wrong {
+            remaining: max_guesses.saturating_sub(guesses),
+        })
     }
 
     fn key(&self, key: &str) -> String {
@@ -548,51 +652,25 @@ impl KvStore for RedisStore {
         candidate: &[u8],
         max_guesses: u32,
     ) -> Result<CodeCheck, StoreError> {
+        self.guess(key, candidate, max_guesses, None).await
+    }
+
+    async fn claim_code(&self, key: &str, claim: CodeClaim<'_>) -> Result<CodeCheck, StoreError> {
+        self.guess(key, claim.candidate, claim.max_guesses, Some(claim.lease))
+            .await
+    }
+
+    async fn release_code(&self, key: &str, mac: &[u8]) -> Result<(), StoreError> {
         let k = self.key(key);
-        let guessed: Option<(Vec<u8>, u32)> = self
-            .run(|mut c| {
-                let k = k.clone();
-                async move {
-                    self.scripts
-                        .guess_code
-                        .key(&k)
-                        .arg(max_guesses)
-                        .invoke_async(&mut c)
-                        .await
-                }
-            })
-            .await?;
-        let Some((mac, guesses)) = guessed else {
-            return Ok(CodeCheck::Missing);
-        };
-        let matched = bool::from(mac.as_slice().ct_eq(candidate));
-        let exhausted = guesses >= max_guesses;
-        if matched || exhausted {
-            let deleted: i64 = self
-                .run(|mut c| {
-                    let (k, mac) = (k.clone(), mac.clone());
-                    async move {
-                        self.scripts
-                            .delete_if
-                            .key(&k)
-                            .arg(mac)
-                            .invoke_async(&mut c)
-                            .await
-                    }
-                })
-                .await?;
-            if matched {
-                // Only the caller whose delete removed the code has used it.
-                return Ok(if deleted == 1 {
-                    CodeCheck::Match
-                } else {
-                    CodeCheck::Missing
-                });
-            }
-        }
-        Ok(CodeCheck::Wrong {
-            remaining: max_guesses.saturating_sub(guesses),
+        self.run(|mut c| async move {
+            self.scripts
+                .release_if
+                .key(&k)
+                .arg(mac)
+                .invoke_async::<()>(&mut c)
+                .await
         })
+        .await
     }
 
     async fn index_add(&self, key: &str, add: IndexAdd<'_>) -> Result<Vec<String>, StoreError> {

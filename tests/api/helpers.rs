@@ -13,7 +13,7 @@ use phoneauth::config::Config;
 use phoneauth::domain::Mobile;
 use phoneauth::sms::{SmsError, SmsErrorKind, SmsMessage, SmsReceipt, SmsSender, log::LogSender};
 use phoneauth::store::{
-    CodeCheck, Counter, IndexAdd, KvStore, MemoryStore, SharedStore, StoreError,
+    CodeCheck, CodeClaim, Counter, IndexAdd, KvStore, MemoryStore, SharedStore, StoreError,
 };
 use phoneauth::users::{self, NewUser, RepoError, SharedUserRepo, User, UserRepo};
 use phoneauth::{App, Overrides};
@@ -409,6 +409,14 @@ impl KvStore for FlakyStore {
     async fn verify_code(&self, k: &str, c: &[u8], max: u32) -> Result<CodeCheck, StoreError> {
         self.check()?;
         self.inner.verify_code(k, c, max).await
+    }
+    async fn claim_code(&self, k: &str, claim: CodeClaim<'_>) -> Result<CodeCheck, StoreError> {
+        self.check()?;
+        self.inner.claim_code(k, claim).await
+    }
+    async fn release_code(&self, k: &str, mac: &[u8]) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.release_code(k, mac).await
     }
     async fn index_add(&self, k: &str, add: IndexAdd<'_>) -> Result<Vec<String>, StoreError> {
         self.check()?;

@@ -6,6 +6,7 @@ mod bad_input;
 mod browser;
 mod captcha;
 mod cli;
+mod code_hold;
 mod compat;
 mod csrf;
 mod faults;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use phoneauth::clock::ManualClock;
-use phoneauth::store::{CodeCheck, IndexAdd, MemoryStore, SharedStore};
+use phoneauth::store::{CodeCheck, CodeClaim, IndexAdd, MemoryStore, SharedStore};
 
 pub struct Harness {
     pub store: SharedStore,
@@ -256,7 +256,68 @@ pub async fn indexes_keep_the_newest_and_hand_back_the_oldest(h: &Harness) {
     );
 }
 
+pub async fn a_claimed_code_is_held_then_released_or_lost_with_its_lease(h: &Harness) {
+    let k = h.key("claim");
+    let lease = Duration::from_millis(1_200);
+    let claim = |candidate| CodeClaim {
+        candidate,
+        max_guesses: 5,
+        lease,
+    };
+    h.store
+        .put_code(&k, b"right", Duration::from_secs(60))
+        .await
+        .expect("put");
+    assert_eq!(
+        h.store
+            .claim_code(&k, claim(b"wrong"))
+            .await
+            .expect("claim"),
+        CodeCheck::Wrong { remaining: 4 }
+    );
+    assert_eq!(
+        h.store
+            .claim_code(&k, claim(b"right"))
+            .await
+            .expect("claim"),
+        CodeCheck::Match
+    );
+    // Held: missing to everyone, for a claim or a plain check.
+    assert_eq!(
+        h.store
+            .claim_code(&k, claim(b"right"))
+            .await
+            .expect("claim"),
+        CodeCheck::Missing
+    );
+    assert_eq!(
+        h.store.verify_code(&k, b"right", 5).await.expect("verify"),
+        CodeCheck::Missing
+    );
+    // Released: the same code works again.
+    h.store.release_code(&k, b"right").await.expect("release");
+    assert_eq!(
+        h.store
+            .claim_code(&k, claim(b"right"))
+            .await
+            .expect("claim"),
+        CodeCheck::Match
+    );
+    // A holder that never comes back loses it when the lease ends.
+    h.advance(lease + Duration::from_millis(200)).await;
+    assert_eq!(
+        h.store.verify_code(&k, b"right", 5).await.expect("verify"),
+        CodeCheck::Match
+    );
+    assert_eq!(
+        h.store.verify_code(&k, b"right", 5).await.expect("verify"),
+        CodeCheck::Missing,
+        "consumed"
+    );
+}
+
 pub async fn run_all(h: &Harness) {
+    a_claimed_code_is_held_then_released_or_lost_with_its_lease(h).await;
     indexes_keep_the_newest_and_hand_back_the_oldest(h).await;
     values_live_for_their_ttl(h).await;
     take_returns_a_value_once(h).await;
