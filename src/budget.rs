@@ -51,6 +51,20 @@ fn charge(took: Duration) {
     let _ = BUDGET.try_with(|b| b.spent.set(b.spent.get() + took));
 }
 
+/// How long a request waits for its clean-up (see [`cleanup`]).
+const CLEANUP_WAIT: Duration = Duration::from_millis(150);
+
+/// Runs a compensation — giving back a limit place, releasing a held code
+/// — outside the request: it is not cut short by a spent budget (the usual
+/// reason for a compensation is that a backend just failed), nor by the
+/// request being dropped. The request waits for it at most
+/// [`CLEANUP_WAIT`], so its answer still comes in time; past that the
+/// clean-up finishes on its own, bounded by the store's own timeouts.
+pub async fn cleanup(fut: impl Future<Output = ()> + Send + 'static) {
+    let task = tokio::spawn(fut);
+    let _ = tokio::time::timeout(CLEANUP_WAIT, task).await;
+}
+
 /// Why a call was cut short.
 #[derive(Debug, Clone, Copy)]
 pub struct Exhausted;
@@ -126,5 +140,22 @@ mod tests {
         .await;
         // Outside a request nothing is bounded.
         assert!(bound(slow()).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_cleanup_runs_even_when_the_budget_is_spent() {
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = done.clone();
+        scope(Duration::ZERO, async move {
+            assert!(bound(async {}).await.is_err(), "nothing left for requests");
+            cleanup(async move {
+                // Not bounded: it runs outside the request.
+                assert!(bound(async {}).await.is_ok());
+                flag.store(true, std::sync::atomic::Ordering::SeqCst);
+            })
+            .await;
+        })
+        .await;
+        assert!(done.load(std::sync::atomic::Ordering::SeqCst));
     }
 }

@@ -31,7 +31,7 @@ impl Flow {
         .await;
         match &created {
             Ok(_) | Err(FlowError::MobileTaken) => self.consume_claimed_code(&r.mobile).await,
-            Err(_) => self.release_claimed_code(&r.mobile, &mac).await,
+            Err(_) => self.release_claimed_code(&r.mobile, mac).await,
         }
         created
     }

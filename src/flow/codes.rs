@@ -138,22 +138,35 @@ impl Flow {
         Ok(mac)
     }
 
-    /// The held code did its work: consume it (a failure is logged; the
-    /// code then stays unusable until its hold ends).
+    /// The held code did its work: consume it (outside the request's
+    /// budget; a failure is logged, and the code stays unusable until its
+    /// hold ends).
     pub(super) async fn consume_claimed_code(&self, mobile: &Mobile) {
-        if let Err(e) = self.store.delete(&keys::sms_code(mobile)).await {
-            tracing::warn!(error = %e, "could not consume a used code");
-        }
-        if self.settings.expose_secrets {
-            let _ = self.store.delete(&keys::dev_sms(mobile)).await;
-        }
+        let store = self.store.clone();
+        let (code, dev) = (keys::sms_code(mobile), keys::dev_sms(mobile));
+        let dev = self.settings.expose_secrets.then_some(dev);
+        crate::budget::cleanup(async move {
+            if let Err(e) = store.delete(&code).await {
+                tracing::warn!(error = %e, "could not consume a used code");
+            }
+            if let Some(dev) = dev {
+                let _ = store.delete(&dev).await;
+            }
+        })
+        .await;
     }
 
-    /// The held code could not be used: give it back for another try.
-    pub(super) async fn release_claimed_code(&self, mobile: &Mobile, mac: &[u8]) {
-        if let Err(e) = self.store.release_code(&keys::sms_code(mobile), mac).await {
-            tracing::warn!(error = %e, "could not release a held code; it is usable again when the hold ends");
-        }
+    /// The held code could not be used: give it back for another try
+    /// (outside the request's budget: the usual reason is that it was spent
+    /// on a failing database).
+    pub(super) async fn release_claimed_code(&self, mobile: &Mobile, mac: [u8; 32]) {
+        let (store, key) = (self.store.clone(), keys::sms_code(mobile));
+        crate::budget::cleanup(async move {
+            if let Err(e) = store.release_code(&key, &mac).await {
+                tracing::warn!(error = %e, "could not release a held code; it is usable again when the hold ends");
+            }
+        })
+        .await;
     }
 
     pub async fn dev_sms(&self, mobile: &Mobile) -> Result<Option<DevSms>, FlowError> {

@@ -14,9 +14,12 @@
 //!   request is dropped mid-check) gives its place back and counts as a
 //!   failure of the client — never of the number — so hanging up early is
 //!   no way around either limit ([`LoginTicket`]'s `Drop`).
-//! - The checks in flight are a counter in the same window as the failures.
-//!   Like every fixed window, its end lets a burst at the boundary through
-//!   once; a place held by an instance that died comes back with the window.
+//! - The checks in flight are a counter with a window of its own
+//!   ([`LOGIN_IN_FLIGHT_TTL`]). Like every fixed window, its end lets a
+//!   burst at the boundary through once; a place held by an instance that
+//!   died comes back with the window. Places are given back outside the
+//!   request's budget (`budget::cleanup`), so a database outage that spent
+//!   the budget does not leave them taken.
 
 use std::time::Duration;
 
@@ -24,6 +27,11 @@ use super::{ClientKey, LimitError, Limits, Refusal, Scope};
 use crate::domain::Mobile;
 use crate::store::{SharedStore, StoreError, keys};
 
+/// The window of the checks-in-flight counter: long enough that a window
+/// rarely ends under a check (when it does, that boundary lets one burst
+/// through), short enough that a place held by an instance that died comes
+/// back soon.
+const LOGIN_IN_FLIGHT_TTL: Duration = Duration::from_secs(60);
 /// How long a login waits for checks in flight on the same number to finish.
 const LOGIN_QUEUE_WAIT: Duration = Duration::from_secs(3);
 const LOGIN_QUEUE_POLL: Duration = Duration::from_millis(20);
@@ -102,7 +110,10 @@ impl Limits {
                     retry_after: failed.resets_in,
                 }));
             }
-            let checking = self.store.incr_window(&in_flight, window).await?;
+            let checking = self
+                .store
+                .incr_window(&in_flight, LOGIN_IN_FLIGHT_TTL)
+                .await?;
             // From here the place is held: any way out gives it back.
             let mut ticket = LoginTicket {
                 store: self.store.clone(),
@@ -174,9 +185,13 @@ impl Limits {
 
     async fn release_login(&self, mut ticket: LoginTicket) {
         ticket.settled = true;
-        if let Err(e) = self.store.decr(&ticket.in_flight).await {
-            tracing::warn!(error = %e, "could not release a login place; it expires by itself");
-        }
+        let (store, key) = (self.store.clone(), std::mem::take(&mut ticket.in_flight));
+        crate::budget::cleanup(async move {
+            if let Err(e) = store.decr(&key).await {
+                tracing::warn!(error = %e, "could not release a login place; it expires by itself");
+            }
+        })
+        .await;
     }
 }
 

@@ -204,16 +204,20 @@ impl Limits {
     /// Gives back every place a reservation took. Best effort: a store error
     /// here is logged, and the places expire with their windows anyway.
     pub async fn release_send(&self, r: SendReservation) {
-        if let Some(key) = r.cooldown
-            && let Err(e) = self.store.delete(&key).await
-        {
-            tracing::warn!(error = %e, "could not release an SMS cooldown");
-        }
-        for key in r.counters {
-            if let Err(e) = self.store.decr(&key).await {
-                tracing::warn!(error = %e, "could not release an SMS limit place");
+        let store = self.store.clone();
+        crate::budget::cleanup(async move {
+            if let Some(key) = r.cooldown
+                && let Err(e) = store.delete(&key).await
+            {
+                tracing::warn!(error = %e, "could not release an SMS cooldown");
             }
-        }
+            for key in r.counters {
+                if let Err(e) = store.decr(&key).await {
+                    tracing::warn!(error = %e, "could not release an SMS limit place");
+                }
+            }
+        })
+        .await;
     }
 
     async fn count(

@@ -196,14 +196,20 @@ impl Scripts {
             ),
             // Deletes the code only if it is still the one that was guessed, so
             // a code re-sent meanwhile survives; 1 for the caller that deleted.
+            // A live hold (a registration committing) keeps the code.
             delete_if: Script::new(
-                r"if redis.call('HGET', KEYS[1], 'mac') == ARGV[1] then
-                    return redis.call('DEL', KEYS[1])
+                r"if redis.call('HGET', KEYS[1], 'mac') ~= ARGV[1] then return 0 end
+                  local t = redis.call('TIME')
+                  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+                  if tonumber(redis.call('HGET', KEYS[1], 'held') or '0') > now then
+                    return 0
                   end
-                  return 0",
+                  return redis.call('DEL', KEYS[1])",
             ),
             // Holds the code for ARGV[2] ms if it still holds the guessed MAC
             // and no live hold is on it; 1 for the caller that got the hold.
+            // A right guess is no guess: the count the guess script took is
+            // given back, so a released code keeps every guess it had.
             hold_if: Script::new(
                 r"if redis.call('HGET', KEYS[1], 'mac') ~= ARGV[1] then return 0 end
                   local t = redis.call('TIME')
@@ -211,6 +217,7 @@ impl Scripts {
                   local held = tonumber(redis.call('HGET', KEYS[1], 'held') or '0')
                   if held > now then return 0 end
                   redis.call('HSET', KEYS[1], 'held', now + tonumber(ARGV[2]))
+                  redis.call('HINCRBY', KEYS[1], 'guesses', -1)
                   return 1",
             ),
             release_if: Script::new(
@@ -297,7 +304,7 @@ impl RedisStore {
     ) -> Result<CodeCheck, StoreError> {
         let k = self.key(key);
         let guessed: Option<(Vec<u8>, u32)> = self
-            .run(|mut c| {
+            .run(Resend::Never, |mut c| {
                 let k = k.clone();
                 async move {
                     self.scripts
@@ -316,7 +323,7 @@ impl RedisStore {
         let exhausted = guesses >= max_guesses;
         if matched && let Some(lease) = hold {
             let held: i64 = self
-                .run(|mut c| {
+                .run(Resend::Never, |mut c| {
                     let (k, mac) = (k.clone(), mac.clone());
                     async move {
                         self.scripts
@@ -338,7 +345,7 @@ impl RedisStore {
         }
         if matched || exhausted {
             let deleted: i64 = self
-                .run(|mut c| {
+                .run(Resend::Never, |mut c| {
                     let (k, mac) = (k.clone(), mac.clone());
                     async move {
                         self.scripts
@@ -402,7 +409,7 @@ impl RedisStore {
                 let client = ClusterClientBuilder::new(nodes.clone())
                     .connection_timeout(self.timeouts.connect)
                     .response_timeout(self.timeouts.operation)
-                    .retries(2)
+                    .retries(0)
                     .build()
                     .map_err(unavailable)?;
                 let c = client.get_async_connection().await.map_err(unavailable)?;
@@ -427,62 +434,108 @@ impl RedisStore {
         }
     }
 
-    /// Runs one operation under the timeout. On Sentinel, any failure that
-    /// is not a plain answer of the server (connection lost, refused, timed
-    /// out, READONLY from a demoted primary) forgets the connection, so the
-    /// next call asks the sentinels for the current primary.
-    async fn run<T, F>(&self, op: impl FnOnce(Conn) -> F) -> Result<T, StoreError>
+    /// Runs one operation under the timeout and within the request's budget
+    /// (`crate::budget`), through failovers (SPEC §7):
+    ///
+    /// - An answer that proves the command was not applied (`MOVED`, `ASK`,
+    ///   `TRYAGAIN`, `CLUSTERDOWN`, `READONLY`, `LOADING`, `MASTERDOWN`, a
+    ///   refused connection, no connection at all) is tried again after a
+    ///   short pause, whatever the operation.
+    /// - A dropped connection or a time-out leaves the outcome unknown: the
+    ///   operation is sent again only when `resend` says a repeat cannot
+    ///   matter; a consume or a counter is never re-sent, the request
+    ///   answers DBERR instead.
+    /// - On Cluster and Sentinel, each such failure forgets the connection,
+    ///   so the next attempt reads the topology afresh (the slot map, or the
+    ///   sentinels' current primary) at once instead of on a timer. The
+    ///   cluster client's own retries are off for the same reason: it would
+    ///   re-send after a dropped connection.
+    async fn run<T, F>(&self, resend: Resend, op: impl Fn(Conn) -> F) -> Result<T, StoreError>
     where
         F: std::future::Future<Output = Result<T, RedisError>>,
     {
+        let attempts = async {
+            let mut pause = RETRY_PAUSE_MIN;
+            loop {
+                let outcome = match self.conn().await {
+                    Ok(conn) => op(conn).await.map_err(Reason::Redis),
+                    Err(e) => Err(Reason::Store(e)),
+                };
+                let e = match outcome {
+                    Ok(v) => return Ok(v),
+                    Err(e) => e,
+                };
+                let (again, topology) = match &e {
+                    _ if resend == Resend::Once => (false, true),
+                    Reason::Store(_) => (true, true),
+                    Reason::Redis(e) if not_applied(e) => (true, true),
+                    Reason::Redis(e) if outcome_unknown(e) => (resend == Resend::Safe, true),
+                    Reason::Redis(_) => (false, false),
+                };
+                if topology && !matches!(self.target, RedisTarget::Single(_)) {
+                    *self.conn.write().await = None;
+                }
+                if !again {
+                    return Err(match e {
+                        Reason::Store(e) => e,
+                        Reason::Redis(e) => unavailable(e),
+                    });
+                }
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(RETRY_PAUSE_MAX);
+            }
+        };
         // The bound covers getting a connection too: callers queued behind a
         // reconnect must not wait for each other's attempts.
-        // It is also bounded by what is left of the request's budget for the
-        // store and database (`crate::budget`).
-        let bounded = crate::budget::bound(tokio::time::timeout(self.timeouts.operation, async {
-            let conn = self.conn().await.map_err(Reason::Store)?;
-            op(conn).await.map_err(Reason::Redis)
-        }))
-        .await;
-        let result = match bounded {
-            Ok(Ok(Err(Reason::Store(e)))) => return Err(e),
-            Ok(Ok(Err(Reason::Redis(e)))) => Ok(Err(e)),
-            Ok(Ok(Ok(v))) => Ok(Ok(v)),
-            Ok(Err(_)) | Err(_) => Err(()),
-        };
-        let failover_shaped = match &result {
-            Err(()) => true,
-            Ok(Err(e)) => {
-                e.is_io_error()
-                    || e.is_connection_dropped()
-                    || e.is_connection_refusal()
-                    || e.is_timeout()
-                    || e.code() == Some("READONLY")
-            }
-            Ok(Ok(_)) => false,
-        };
-        if failover_shaped && self.sentinel.is_some() {
-            *self.conn.write().await = None;
-        }
-        match result {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(unavailable(e)),
-            Err(_) => Err(StoreError::Unavailable(
+        match crate::budget::bound(tokio::time::timeout(self.timeouts.operation, attempts)).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) | Err(_) => Err(StoreError::Unavailable(
                 "Redis did not answer in time".into(),
             )),
         }
     }
 }
 
+/// Pauses between attempts of one operation through a failover.
+const RETRY_PAUSE_MIN: Duration = Duration::from_millis(20);
+const RETRY_PAUSE_MAX: Duration = Duration::from_millis(160);
+
+/// Whether an operation may be sent again when its outcome is unknown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Resend {
+    /// Applying it twice leaves the same state (reads, `SET`, `DEL`).
+    Safe,
+    /// A consume or a counter: never sent twice.
+    Never,
+    /// A probe: one attempt, whatever happens (readiness wants the news now).
+    Once,
+}
+
+/// The server refused the command, or it never reached one: not applied.
+fn not_applied(e: &RedisError) -> bool {
+    e.is_connection_refusal()
+        || matches!(
+            e.code(),
+            Some(
+                "MOVED"
+                    | "ASK"
+                    | "TRYAGAIN"
+                    | "CLUSTERDOWN"
+                    | "READONLY"
+                    | "LOADING"
+                    | "MASTERDOWN"
+            )
+        )
+}
+
+/// The command may or may not have been applied.
+fn outcome_unknown(e: &RedisError) -> bool {
+    e.is_io_error() || e.is_connection_dropped() || e.is_timeout()
+}
+
 enum Reason {
     Store(StoreError),
     Redis(RedisError),
-}
-
-/// What a readiness probe read.
-enum Probe {
-    Cluster { slots: Value, info: String },
-    Role(String),
 }
 
 /// The primaries of a `CLUSTER SLOTS` answer (host and port, each once) and
@@ -517,21 +570,51 @@ fn cluster_primaries(slots: &Value) -> (Vec<(String, u16)>, u64) {
     (primaries, covered)
 }
 
-/// One `PING` to one node over its own short-lived connection.
-async fn ping_node(host: &str, port: u16, within: Duration) -> Result<(), StoreError> {
-    let node = format!("{host}:{port}");
-    let ping = async {
-        let client = redis::Client::open(format!("redis://{node}/"))?;
-        let mut c = client.get_multiplexed_async_connection().await?;
-        redis::cmd("PING").query_async::<()>(&mut c).await
-    };
-    match tokio::time::timeout(within, ping).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(StoreError::Unavailable(format!("primary {node}: {e}"))),
-        Err(_) => Err(StoreError::Unavailable(format!(
-            "primary {node} did not answer in time"
-        ))),
+/// Readiness of a cluster: every slot has a primary, the cluster says its
+/// state is ok, and each primary answers a `PING` sent to it by address
+/// over the cluster client's own connections (and credentials) — a primary
+/// that died without a replica keeps its slots until the cluster gives up on
+/// it, and a `PING` that some live node answers proves nothing.
+async fn cluster_ready(mut c: ClusterConnection) -> Result<(), StoreError> {
+    let any = || RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random);
+    let slots = c
+        .route_command(redis::cmd("CLUSTER").arg("SLOTS").clone(), any())
+        .await
+        .map_err(unavailable)?;
+    let info = c
+        .route_command(redis::cmd("CLUSTER").arg("INFO").clone(), any())
+        .await
+        .map_err(unavailable)?;
+    let info: String = redis::from_redis_value(info).map_err(unavailable)?;
+    if !info.contains("cluster_state:ok") {
+        return Err(StoreError::Unavailable(
+            "the cluster reports cluster_state:fail".into(),
+        ));
     }
+    let (primaries, covered) = cluster_primaries(&slots);
+    if covered < 16_384 {
+        return Err(StoreError::Unavailable(format!(
+            "only {covered} of 16384 slots have a primary"
+        )));
+    }
+    let mut pings = tokio::task::JoinSet::new();
+    for (host, port) in primaries {
+        let mut c = c.clone();
+        pings.spawn(async move {
+            let at = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+                host: host.clone(),
+                port,
+            });
+            c.route_command(redis::cmd("PING"), at)
+                .await
+                .map(|_| ())
+                .map_err(|e| StoreError::Unavailable(format!("primary {host}:{port}: {e}")))
+        });
+    }
+    while let Some(answer) = pings.join_next().await {
+        answer.map_err(unavailable)??;
+    }
+    Ok(())
 }
 
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
@@ -545,10 +628,10 @@ fn ms(d: Duration) -> u64 {
 #[async_trait]
 impl KvStore for RedisStore {
     async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
-        let k = self.key(key);
-        self.run(|mut c| async move {
+        let k = &self.key(key);
+        self.run(Resend::Safe, |mut c| async move {
             redis::cmd("SET")
-                .arg(&k)
+                .arg(k)
                 .arg(value)
                 .arg("PX")
                 .arg(ms(ttl))
@@ -564,12 +647,12 @@ impl KvStore for RedisStore {
         value: &[u8],
         ttl: Duration,
     ) -> Result<Option<Duration>, StoreError> {
-        let k = self.key(key);
+        let k = &self.key(key);
         let (stored, pttl): (i64, i64) = self
-            .run(|mut c| async move {
+            .run(Resend::Never, |mut c| async move {
                 self.scripts
                     .set_nx
-                    .key(&k)
+                    .key(k)
                     .arg(value)
                     .arg(ms(ttl))
                     .invoke_async(&mut c)
@@ -580,30 +663,36 @@ impl KvStore for RedisStore {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let k = self.key(key);
-        self.run(|mut c| async move { redis::cmd("GET").arg(&k).query_async(&mut c).await })
-            .await
+        let k = &self.key(key);
+        self.run(Resend::Safe, |mut c| async move {
+            redis::cmd("GET").arg(k).query_async(&mut c).await
+        })
+        .await
     }
 
     async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let k = self.key(key);
-        self.run(|mut c| async move { redis::cmd("GETDEL").arg(&k).query_async(&mut c).await })
-            .await
+        let k = &self.key(key);
+        self.run(Resend::Never, |mut c| async move {
+            redis::cmd("GETDEL").arg(k).query_async(&mut c).await
+        })
+        .await
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        let k = self.key(key);
-        self.run(|mut c| async move { redis::cmd("DEL").arg(&k).query_async::<()>(&mut c).await })
-            .await
+        let k = &self.key(key);
+        self.run(Resend::Safe, |mut c| async move {
+            redis::cmd("DEL").arg(k).query_async::<()>(&mut c).await
+        })
+        .await
     }
 
     async fn incr_window(&self, key: &str, window: Duration) -> Result<Counter, StoreError> {
-        let k = self.key(key);
+        let k = &self.key(key);
         let (count, pttl): (u64, i64) = self
-            .run(|mut c| async move {
+            .run(Resend::Never, |mut c| async move {
                 self.scripts
                     .incr_window
-                    .key(&k)
+                    .key(k)
                     .arg(ms(window))
                     .invoke_async(&mut c)
                     .await
@@ -616,15 +705,19 @@ impl KvStore for RedisStore {
     }
 
     async fn decr(&self, key: &str) -> Result<(), StoreError> {
-        let k = self.key(key);
-        self.run(|mut c| async move { self.scripts.decr.key(&k).invoke_async::<()>(&mut c).await })
-            .await
+        let k = &self.key(key);
+        self.run(Resend::Never, |mut c| async move {
+            self.scripts.decr.key(k).invoke_async::<()>(&mut c).await
+        })
+        .await
     }
 
     async fn peek_counter(&self, key: &str) -> Result<Counter, StoreError> {
-        let k = self.key(key);
+        let k = &self.key(key);
         let (count, pttl): (u64, i64) = self
-            .run(|mut c| async move { self.scripts.peek.key(&k).invoke_async(&mut c).await })
+            .run(Resend::Safe, |mut c| async move {
+                self.scripts.peek.key(k).invoke_async(&mut c).await
+            })
             .await?;
         Ok(Counter {
             count,
@@ -633,11 +726,11 @@ impl KvStore for RedisStore {
     }
 
     async fn put_code(&self, key: &str, mac: &[u8], ttl: Duration) -> Result<(), StoreError> {
-        let k = self.key(key);
-        self.run(|mut c| async move {
+        let k = &self.key(key);
+        self.run(Resend::Safe, |mut c| async move {
             self.scripts
                 .put_code
-                .key(&k)
+                .key(k)
                 .arg(mac)
                 .arg(ms(ttl))
                 .invoke_async::<()>(&mut c)
@@ -661,11 +754,11 @@ impl KvStore for RedisStore {
     }
 
     async fn release_code(&self, key: &str, mac: &[u8]) -> Result<(), StoreError> {
-        let k = self.key(key);
-        self.run(|mut c| async move {
+        let k = &self.key(key);
+        self.run(Resend::Safe, |mut c| async move {
             self.scripts
                 .release_if
-                .key(&k)
+                .key(k)
                 .arg(mac)
                 .invoke_async::<()>(&mut c)
                 .await
@@ -674,11 +767,11 @@ impl KvStore for RedisStore {
     }
 
     async fn index_add(&self, key: &str, add: IndexAdd<'_>) -> Result<Vec<String>, StoreError> {
-        let k = self.key(key);
-        self.run(|mut c| async move {
+        let k = &self.key(key);
+        self.run(Resend::Never, |mut c| async move {
             self.scripts
                 .index_add
-                .key(&k)
+                .key(k)
                 .arg(add.member)
                 .arg(add.max)
                 .arg(ms(add.ttl))
@@ -689,10 +782,10 @@ impl KvStore for RedisStore {
     }
 
     async fn index_remove(&self, key: &str, member: &str) -> Result<(), StoreError> {
-        let k = self.key(key);
-        self.run(|mut c| async move {
+        let k = &self.key(key);
+        self.run(Resend::Safe, |mut c| async move {
             redis::cmd("ZREM")
-                .arg(&k)
+                .arg(k)
                 .arg(member)
                 .query_async::<()>(&mut c)
                 .await
@@ -701,10 +794,10 @@ impl KvStore for RedisStore {
     }
 
     async fn index_members(&self, key: &str) -> Result<Vec<String>, StoreError> {
-        let k = self.key(key);
-        self.run(|mut c| async move {
+        let k = &self.key(key);
+        self.run(Resend::Safe, |mut c| async move {
             redis::cmd("ZRANGE")
-                .arg(&k)
+                .arg(k)
                 .arg(0)
                 .arg(-1)
                 .query_async(&mut c)
@@ -714,67 +807,46 @@ impl KvStore for RedisStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        self.run(|mut c| async move { redis::cmd("PING").query_async::<()>(&mut c).await })
-            .await
+        self.run(Resend::Safe, |mut c| async move {
+            redis::cmd("PING").query_async::<()>(&mut c).await
+        })
+        .await
     }
 
     async fn ready(&self) -> Result<(), StoreError> {
-        let probe = self
-            .run(|c| async move {
-                match c {
-                    Conn::Cluster(mut c) => {
-                        let any = || RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random);
-                        let slots = c
-                            .route_command(redis::cmd("CLUSTER").arg("SLOTS").clone(), any())
-                            .await?;
-                        let info = c
-                            .route_command(redis::cmd("CLUSTER").arg("INFO").clone(), any())
-                            .await?;
-                        Ok(Probe::Cluster {
-                            slots,
-                            info: redis::from_redis_value(info)?,
-                        })
-                    }
-                    Conn::Single(mut m) => {
-                        let role: Vec<Value> = redis::cmd("ROLE").query_async(&mut m).await?;
-                        Ok(Probe::Role(
-                            role.first()
-                                .and_then(|v| redis::from_redis_value::<String>(v.clone()).ok())
-                                .unwrap_or_default(),
-                        ))
-                    }
-                }
-            })
+        let conn = self
+            .run(Resend::Once, |c| async move { Ok::<_, RedisError>(c) })
             .await?;
-        match probe {
-            Probe::Cluster { info, .. } if !info.contains("cluster_state:ok") => Err(
-                StoreError::Unavailable("the cluster reports cluster_state:fail".into()),
-            ),
-            Probe::Cluster { slots, .. } => {
-                // Every slot has a primary, and every primary answers itself
-                // (a dead one without a replica keeps its slots until the
-                // cluster gives up on it).
-                let (primaries, covered) = cluster_primaries(&slots);
-                if covered < 16_384 {
-                    return Err(StoreError::Unavailable(format!(
-                        "only {covered} of 16384 slots have a primary"
-                    )));
+        let probe = async {
+            match conn {
+                Conn::Cluster(c) => cluster_ready(c).await,
+                Conn::Single(mut m) => {
+                    let role: Vec<Value> = redis::cmd("ROLE")
+                        .query_async(&mut m)
+                        .await
+                        .map_err(unavailable)?;
+                    let role = role
+                        .first()
+                        .and_then(|v| redis::from_redis_value::<String>(v.clone()).ok())
+                        .unwrap_or_default();
+                    if role == "master" {
+                        return Ok(());
+                    }
+                    // A demoted primary: on Sentinel, the next call asks again.
+                    if self.sentinel.is_some() {
+                        *self.conn.write().await = None;
+                    }
+                    Err(StoreError::Unavailable(format!(
+                        "the Redis node is a {role}, not a primary"
+                    )))
                 }
-                for (host, port) in primaries {
-                    ping_node(&host, port, self.timeouts.connect).await?;
-                }
-                Ok(())
             }
-            Probe::Role(role) if role == "master" => Ok(()),
-            Probe::Role(role) => {
-                // A demoted primary: on Sentinel, the next call asks again.
-                if self.sentinel.is_some() {
-                    *self.conn.write().await = None;
-                }
-                Err(StoreError::Unavailable(format!(
-                    "the Redis node is a {role}, not a primary"
-                )))
-            }
+        };
+        match crate::budget::bound(tokio::time::timeout(self.timeouts.operation, probe)).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) | Err(_) => Err(StoreError::Unavailable(
+                "the readiness probe did not finish in time".into(),
+            )),
         }
     }
 }

@@ -9,6 +9,7 @@ mod cli;
 mod code_hold;
 mod compat;
 mod csrf;
+mod failover;
 mod faults;
 mod hardening;
 mod health;
