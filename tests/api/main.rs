@@ -17,6 +17,7 @@ mod helpers;
 mod logs;
 mod multi_instance;
 mod operations;
+mod pg_crash;
 mod readiness;
 mod register;
 mod sessions;

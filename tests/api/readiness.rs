@@ -64,6 +64,7 @@ async fn app_on(store_url: String) -> TestApp {
     let mut config = test_config(&dir);
     config.store.url = store_url.clone();
     config.server.secret = phoneauth::secret::random_hex(32).as_str().into();
+    config.limits.captcha_per_ip_per_minute = 1_000_000;
     let store = phoneauth::store::redis::RedisStore::open(
         &store_url,
         "readiness:",
@@ -188,6 +189,25 @@ async fn a_cluster_with_a_dead_primary_is_not_ready_until_it_returns() {
     let down_after = becomes(&app, 503, Duration::from_secs(2)).await;
     let (_, failing, _) = readyz(&app).await;
     assert_eq!(failing.as_deref(), Some("store"));
+    // Meanwhile every captcha request answers within 2 s: a captcha when its
+    // keys live on a primary that is alive, else the documented 503.
+    let mut unavailable = 0;
+    for _ in 0..12 {
+        let started = Instant::now();
+        let status = app
+            .image_code(&crate::helpers::new_captcha_id())
+            .await
+            .status()
+            .as_u16();
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "took {:?}",
+            started.elapsed()
+        );
+        assert!(status == 200 || status == 503, "status {status}");
+        unavailable += usize::from(status == 503);
+    }
+    assert!(unavailable > 0, "no request needed the dead primary");
 
     // It comes back with its own cluster file; ready again within 3 s of
     // the cluster saying ok.
@@ -211,6 +231,13 @@ async fn a_cluster_with_a_dead_primary_is_not_ready_until_it_returns() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let _ = becomes(&app, 200, Duration::from_secs(3)).await;
+    for _ in 0..12 {
+        let status = app
+            .image_code(&crate::helpers::new_captcha_id())
+            .await
+            .status();
+        assert_eq!(status, 200, "served again once the primary is back");
+    }
     eprintln!(
         "readiness: 503 {down_after:?} after the primary died; 200 {:?} after cluster_state:ok",
         ok_at.elapsed()
