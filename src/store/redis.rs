@@ -570,11 +570,13 @@ fn cluster_primaries(slots: &Value) -> (Vec<(String, u16)>, u64) {
     (primaries, covered)
 }
 
-/// Readiness of a cluster: every slot has a primary, the cluster says its
-/// state is ok, and each primary answers a `PING` sent to it by address
-/// over the cluster client's own connections (and credentials) — a primary
+/// Readiness of a cluster: every slot has a primary, and each primary,
+/// asked by address over the cluster client's own connections (and
+/// credentials), answers that its own view of the cluster is ok. A primary
 /// that died without a replica keeps its slots until the cluster gives up on
-/// it, and a `PING` that some live node answers proves nothing.
+/// it, and a restarted one refuses writes for a while though the others
+/// already call the cluster ok: a `PING` that some live node answers proves
+/// nothing.
 async fn cluster_ready(mut c: ClusterConnection) -> Result<(), StoreError> {
     let any = || RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random);
     let slots = c
@@ -597,21 +599,30 @@ async fn cluster_ready(mut c: ClusterConnection) -> Result<(), StoreError> {
             "only {covered} of 16384 slots have a primary"
         )));
     }
-    let mut pings = tokio::task::JoinSet::new();
+    let mut probes = tokio::task::JoinSet::new();
     for (host, port) in primaries {
         let mut c = c.clone();
-        pings.spawn(async move {
+        probes.spawn(async move {
             let at = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
                 host: host.clone(),
                 port,
             });
-            c.route_command(redis::cmd("PING"), at)
+            let node = |e: &dyn std::fmt::Display| {
+                StoreError::Unavailable(format!("primary {host}:{port}: {e}"))
+            };
+            let info = c
+                .route_command(redis::cmd("CLUSTER").arg("INFO").clone(), at)
                 .await
-                .map(|_| ())
-                .map_err(|e| StoreError::Unavailable(format!("primary {host}:{port}: {e}")))
+                .map_err(|e| node(&e))?;
+            let info: String = redis::from_redis_value(info).map_err(|e| node(&e))?;
+            if info.contains("cluster_state:ok") {
+                Ok(())
+            } else {
+                Err(node(&"its own view of the cluster is not ok (a restarted primary waits before it takes writes)"))
+            }
         });
     }
-    while let Some(answer) = pings.join_next().await {
+    while let Some(answer) = probes.join_next().await {
         answer.map_err(unavailable)??;
     }
     Ok(())
