@@ -23,7 +23,7 @@ impl Flow {
         r: &Registration,
         name: Option<String>,
     ) -> Result<User, FlowError> {
-        let mac = self.claim_code(&r.mobile, &r.code).await?;
+        let hold = self.claim_code(&r.mobile, &r.code).await?;
         let created = async {
             let password_hash = self.hasher.hash(&r.password).await?;
             self.create_user(&r.mobile, password_hash, name).await
@@ -31,7 +31,7 @@ impl Flow {
         .await;
         match &created {
             Ok(_) | Err(FlowError::MobileTaken) => self.consume_claimed_code(&r.mobile).await,
-            Err(_) => self.release_claimed_code(&r.mobile, mac).await,
+            Err(_) => self.release_claimed_code(&r.mobile, hold).await,
         }
         created
     }

@@ -117,16 +117,19 @@ impl Flow {
     }
 
     /// Checks a typed code like [`Flow::verify_code`], but a match holds the
-    /// code for [`CODE_HOLD`] instead of consuming it; returns the MAC that
-    /// releases it.
+    /// code for [`CODE_HOLD`] instead of consuming it; returns the token of
+    /// this hold, which releases it.
     pub(super) async fn claim_code(
         &self,
         mobile: &Mobile,
         code: &SmsCode,
-    ) -> Result<[u8; 32], FlowError> {
+    ) -> Result<[u8; 16], FlowError> {
         let mac = self.code_mac(mobile, code.expose());
+        let mut holder = [0u8; 16];
+        rand::Rng::fill_bytes(&mut rand::rng(), &mut holder);
         let claim = CodeClaim {
             candidate: &mac,
+            holder: &holder,
             max_guesses: self.settings.max_guesses,
             lease: CODE_HOLD,
         };
@@ -135,7 +138,7 @@ impl Flow {
                 .claim_code(&keys::sms_code(mobile), claim)
                 .await?,
         )?;
-        Ok(mac)
+        Ok(holder)
     }
 
     /// The held code did its work: consume it (outside the request's
@@ -159,10 +162,10 @@ impl Flow {
     /// The held code could not be used: give it back for another try
     /// (outside the request's budget: the usual reason is that it was spent
     /// on a failing database).
-    pub(super) async fn release_claimed_code(&self, mobile: &Mobile, mac: [u8; 32]) {
+    pub(super) async fn release_claimed_code(&self, mobile: &Mobile, holder: [u8; 16]) {
         let (store, key) = (self.store.clone(), keys::sms_code(mobile));
         crate::budget::cleanup(async move {
-            if let Err(e) = store.release_code(&key, &mac).await {
+            if let Err(e) = store.release_code(&key, &holder).await {
                 tracing::warn!(error = %e, "could not release a held code; it is usable again when the hold ends");
             }
         })

@@ -34,11 +34,12 @@ const ENTRY_OVERHEAD: usize = 168;
 enum Value {
     Bytes(Vec<u8>),
     Counter(u64),
-    /// `held_until_ms`: 0, or when a claim's hold ends.
+    /// `held_until_ms`: 0, or when a claim's hold ends; `holder`: whose.
     Code {
         mac: Vec<u8>,
         wrong: u32,
         held_until_ms: u64,
+        holder: Vec<u8>,
     },
     /// Oldest first.
     Index(Vec<String>),
@@ -221,7 +222,7 @@ impl MemoryStore {
         key: &str,
         candidate: &[u8],
         max_guesses: u32,
-        hold: Option<Duration>,
+        hold: Option<(Duration, &[u8])>,
     ) -> Result<CodeCheck, StoreError> {
         self.with_entry(key, |existing, now| {
             let Some(Entry {
@@ -230,6 +231,7 @@ impl MemoryStore {
                         mac,
                         wrong,
                         held_until_ms,
+                        holder,
                     },
                 ..
             }) = existing
@@ -242,8 +244,9 @@ impl MemoryStore {
             if bool::from(mac.as_slice().ct_eq(candidate)) {
                 return match hold {
                     None => (Update::Delete, CodeCheck::Match),
-                    Some(lease) => {
+                    Some((lease, by)) => {
                         *held_until_ms = now + Self::ttl_ms(lease);
+                        *holder = by.to_vec();
                         (Update::Keep, CodeCheck::Match)
                     }
                 };
@@ -406,6 +409,7 @@ impl KvStore for MemoryStore {
                     mac: mac.to_vec(),
                     wrong: 0,
                     held_until_ms: 0,
+                    holder: Vec::new(),
                 },
                 expires_at_ms: now + Self::ttl_ms(ttl),
             };
@@ -423,20 +427,25 @@ impl KvStore for MemoryStore {
     }
 
     async fn claim_code(&self, key: &str, claim: CodeClaim<'_>) -> Result<CodeCheck, StoreError> {
-        self.guess_code(key, claim.candidate, claim.max_guesses, Some(claim.lease))
+        let hold = Some((claim.lease, claim.holder));
+        self.guess_code(key, claim.candidate, claim.max_guesses, hold)
     }
 
-    async fn release_code(&self, key: &str, candidate: &[u8]) -> Result<(), StoreError> {
+    async fn release_code(&self, key: &str, by: &[u8]) -> Result<(), StoreError> {
         self.with_entry(key, |existing, _| {
             if let Some(Entry {
-                value: Value::Code {
-                    mac, held_until_ms, ..
-                },
+                value:
+                    Value::Code {
+                        held_until_ms,
+                        holder,
+                        ..
+                    },
                 ..
             }) = existing
-                && bool::from(mac.as_slice().ct_eq(candidate))
+                && bool::from(holder.as_slice().ct_eq(by))
             {
                 *held_until_ms = 0;
+                holder.clear();
             }
             (Update::Keep, ())
         })

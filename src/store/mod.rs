@@ -45,6 +45,9 @@ pub enum CodeCheck {
 #[derive(Debug, Clone, Copy)]
 pub struct CodeClaim<'a> {
     pub candidate: &'a [u8],
+    /// Who holds the code when the guess is right: a token of the claim,
+    /// given again to [`KvStore::release_code`].
+    pub holder: &'a [u8],
     pub max_guesses: u32,
     pub lease: Duration,
 }
@@ -113,8 +116,9 @@ pub trait KvStore: Send + Sync + 'static {
     /// instance that died) loses it when the lease ends.
     async fn claim_code(&self, key: &str, claim: CodeClaim<'_>) -> Result<CodeCheck, StoreError>;
 
-    /// Ends the hold on a code, if it still holds `mac`.
-    async fn release_code(&self, key: &str, mac: &[u8]) -> Result<(), StoreError>;
+    /// Ends the hold on a code, if `holder` still holds it (a hold that ran
+    /// out and was taken by another claim is not this holder's to end).
+    async fn release_code(&self, key: &str, holder: &[u8]) -> Result<(), StoreError>;
 
     /// Adds `add.member` to the ordered set at `key` as its newest member
     /// (one already there moves to the end) and keeps the set for `add.ttl`

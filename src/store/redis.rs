@@ -216,13 +216,14 @@ impl Scripts {
                   local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
                   local held = tonumber(redis.call('HGET', KEYS[1], 'held') or '0')
                   if held > now then return 0 end
-                  redis.call('HSET', KEYS[1], 'held', now + tonumber(ARGV[2]))
+                  redis.call('HSET', KEYS[1], 'held', now + tonumber(ARGV[2]), 'holder', ARGV[3])
                   redis.call('HINCRBY', KEYS[1], 'guesses', -1)
                   return 1",
             ),
+            // Ends the hold only for its holder.
             release_if: Script::new(
-                r"if redis.call('HGET', KEYS[1], 'mac') == ARGV[1] then
-                    redis.call('HDEL', KEYS[1], 'held')
+                r"if redis.call('HGET', KEYS[1], 'holder') == ARGV[1] then
+                    redis.call('HDEL', KEYS[1], 'held', 'holder')
                   end
                   return 0",
             ),
@@ -300,7 +301,7 @@ impl RedisStore {
         key: &str,
         candidate: &[u8],
         max_guesses: u32,
-        hold: Option<Duration>,
+        hold: Option<(Duration, &[u8])>,
     ) -> Result<CodeCheck, StoreError> {
         let k = self.key(key);
         let guessed: Option<(Vec<u8>, u32)> = self
@@ -321,7 +322,7 @@ impl RedisStore {
         };
         let matched = bool::from(mac.as_slice().ct_eq(candidate));
         let exhausted = guesses >= max_guesses;
-        if matched && let Some(lease) = hold {
+        if matched && let Some((lease, holder)) = hold {
             let held: i64 = self
                 .run(Resend::Never, |mut c| {
                     let (k, mac) = (k.clone(), mac.clone());
@@ -331,6 +332,7 @@ impl RedisStore {
                             .key(&k)
                             .arg(mac)
                             .arg(ms(lease))
+                            .arg(holder)
                             .invoke_async(&mut c)
                             .await
                     }
@@ -760,17 +762,18 @@ impl KvStore for RedisStore {
     }
 
     async fn claim_code(&self, key: &str, claim: CodeClaim<'_>) -> Result<CodeCheck, StoreError> {
-        self.guess(key, claim.candidate, claim.max_guesses, Some(claim.lease))
+        let hold = Some((claim.lease, claim.holder));
+        self.guess(key, claim.candidate, claim.max_guesses, hold)
             .await
     }
 
-    async fn release_code(&self, key: &str, mac: &[u8]) -> Result<(), StoreError> {
+    async fn release_code(&self, key: &str, holder: &[u8]) -> Result<(), StoreError> {
         let k = &self.key(key);
         self.run(Resend::Safe, |mut c| async move {
             self.scripts
                 .release_if
                 .key(k)
-                .arg(mac)
+                .arg(holder)
                 .invoke_async::<()>(&mut c)
                 .await
         })

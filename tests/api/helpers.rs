@@ -414,9 +414,9 @@ impl KvStore for FlakyStore {
         self.check()?;
         self.inner.claim_code(k, claim).await
     }
-    async fn release_code(&self, k: &str, mac: &[u8]) -> Result<(), StoreError> {
+    async fn release_code(&self, k: &str, holder: &[u8]) -> Result<(), StoreError> {
         self.check()?;
-        self.inner.release_code(k, mac).await
+        self.inner.release_code(k, holder).await
     }
     async fn index_add(&self, k: &str, add: IndexAdd<'_>) -> Result<Vec<String>, StoreError> {
         self.check()?;

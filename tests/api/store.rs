@@ -261,6 +261,7 @@ pub async fn a_claimed_code_is_held_then_released_or_lost_with_its_lease(h: &Har
     let lease = Duration::from_millis(1_200);
     let claim = |candidate| CodeClaim {
         candidate,
+        holder: b"holder-1",
         max_guesses: 5,
         lease,
     };
@@ -294,8 +295,19 @@ pub async fn a_claimed_code_is_held_then_released_or_lost_with_its_lease(h: &Har
         h.store.verify_code(&k, b"right", 5).await.expect("verify"),
         CodeCheck::Missing
     );
-    // Released: the same code works again.
-    h.store.release_code(&k, b"right").await.expect("release");
+    // Only its holder can end a hold; then the same code works again.
+    h.store
+        .release_code(&k, b"someone else")
+        .await
+        .expect("release");
+    assert_eq!(
+        h.store.verify_code(&k, b"right", 5).await.expect("verify"),
+        CodeCheck::Missing
+    );
+    h.store
+        .release_code(&k, b"holder-1")
+        .await
+        .expect("release");
     assert_eq!(
         h.store
             .claim_code(&k, claim(b"right"))
@@ -313,6 +325,45 @@ pub async fn a_claimed_code_is_held_then_released_or_lost_with_its_lease(h: &Har
         h.store.verify_code(&k, b"right", 5).await.expect("verify"),
         CodeCheck::Missing,
         "consumed"
+    );
+    // A right guess held and released costs no guess: four wrong guesses,
+    // then a held-and-released right one, and the code still works.
+    h.store
+        .put_code(&k, b"right", Duration::from_secs(60))
+        .await
+        .expect("put");
+    for remaining in (1..=4).rev() {
+        assert_eq!(
+            h.store
+                .claim_code(&k, claim(b"wrong"))
+                .await
+                .expect("claim"),
+            CodeCheck::Wrong { remaining }
+        );
+    }
+    assert_eq!(
+        h.store
+            .claim_code(&k, claim(b"right"))
+            .await
+            .expect("claim"),
+        CodeCheck::Match
+    );
+    h.store
+        .release_code(&k, b"holder-1")
+        .await
+        .expect("release");
+    assert_eq!(
+        h.store
+            .claim_code(&k, claim(b"right"))
+            .await
+            .expect("claim"),
+        CodeCheck::Match,
+        "the right code still works after four wrong guesses and a release"
+    );
+    // While held, a plain check cannot consume it either.
+    assert_eq!(
+        h.store.verify_code(&k, b"right", 5).await.expect("verify"),
+        CodeCheck::Missing
     );
 }
 
