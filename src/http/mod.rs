@@ -48,7 +48,6 @@ pub use client_address::{TrustedProxies, canonical};
 pub use csrf::CsrfPolicy;
 pub use files::{Folder, private_files_in};
 pub use session::CookiePolicy;
-pub use trace::masked_network;
 
 use crate::config::RouteSet;
 use crate::domain::Errno;

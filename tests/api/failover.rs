@@ -12,47 +12,15 @@ use std::time::{Duration, Instant};
 use tokio::process::{Child, Command};
 use tokio::sync::Mutex;
 
-use crate::helpers::{TempDir, TestApp, new_captcha_id, spawn_with_parts, test_config};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
+use crate::helpers::{TempDir, TestApp, new_captcha_id};
+use crate::servers::{app_on_redis, free_port, redis_server};
 
 async fn cluster_node(port: u16, dir: &Path) -> Option<Child> {
     let conf = dir.join(format!("nodes-{port}.conf"));
-    let child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no"])
-        .args(["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"])
-        .arg("--cluster-config-file")
-        .arg(&conf)
-        .current_dir(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn();
-    let Ok(child) = child else {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("redis-server is required in CI");
-        }
-        eprintln!(
-            "\n*** SKIPPED: redis-server is not installed; the failover test did not run ***\n"
-        );
-        return None;
-    };
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            return Some(child);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("redis-server did not start on port {port}");
+    let conf = conf.display().to_string();
+    let args = ["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"];
+    let args = [&args[..], &["--cluster-config-file", conf.as_str()]].concat();
+    redis_server(port, dir, &args).await
 }
 
 async fn redis_cli(port: u16, args: &[&str]) -> String {
@@ -142,34 +110,7 @@ async fn a_primary_killed_under_load_fails_over_within_half_a_second() {
     }
 
     let url = format!("redis+cluster://{}", addrs.join(","));
-    let app = {
-        let dir = TempDir::new();
-        let mut config = test_config(&dir);
-        config.store.url = url.clone();
-        config.server.secret = phoneauth::secret::random_hex(32).as_str().into();
-        config.limits.captcha_per_ip_per_minute = 1_000_000;
-        let store = phoneauth::store::redis::RedisStore::open(
-            &url,
-            "failover:",
-            phoneauth::store::redis::RedisTimeouts::default(),
-        )
-        .await
-        .expect("store");
-        let repo =
-            phoneauth::users::connect(&config.database.url, phoneauth::app::pg_settings(&config))
-                .await
-                .expect("database");
-        Arc::new(
-            spawn_with_parts(
-                config,
-                phoneauth::clock::ManualClock::new(),
-                store,
-                repo,
-                dir,
-            )
-            .await,
-        )
-    };
+    let app = Arc::new(app_on_redis(&url).await);
 
     let t0 = Instant::now();
     let answers = Arc::new(Mutex::new(Vec::<Answer>::new()));

@@ -12,7 +12,7 @@ use phoneauth::clock::ManualClock;
 use phoneauth::store::MemoryStore;
 use phoneauth::users::{self, PgSettings};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -20,53 +20,15 @@ use crate::backends::{fresh_pg_schema, postgres_url, redis_store};
 use crate::helpers::{
     TempDir, fresh_mobile, json_of, new_captcha_id, spawn_with_parts, test_config,
 };
+use crate::servers::{free_port, redis_server};
 
 /// Longest a request may take while a backend is down.
 const BOUND: Duration = Duration::from_secs(6);
 /// SPEC §7: every answer while a part is down.
 const OUTAGE_ANSWER: Duration = Duration::from_secs(2);
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-async fn start_redis(port: u16) -> Option<Child> {
-    let child = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        // A replica's full sync writes an RDB file into the working directory.
-        .current_dir(std::env::temp_dir())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn();
-    let Ok(child) = child else {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("redis-server is required in CI");
-        }
-        eprintln!(
-            "\n*** SKIPPED: redis-server is not installed; the Redis fault test did not run ***\n"
-        );
-        return None;
-    };
-    for _ in 0..100 {
-        if TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-            return Some(child);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("private redis-server did not start on port {port}");
+async fn start_redis(port: u16) -> Option<tokio::process::Child> {
+    redis_server(port, &std::env::temp_dir(), &[]).await
 }
 
 #[tokio::test]

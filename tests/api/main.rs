@@ -20,6 +20,7 @@ mod operations;
 mod pg_crash;
 mod readiness;
 mod register;
+mod servers;
 mod sessions;
 mod sms_codes;
 mod sms_providers;

@@ -15,13 +15,7 @@ use tokio::process::Command;
 use tokio::sync::Mutex;
 
 use crate::helpers::{TempDir, TestApp, fresh_mobile, spawn_with_parts, test_config};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
+use crate::servers::free_port;
 
 /// The newest installed PostgreSQL's `bin` folder.
 fn pg_bin() -> Option<PathBuf> {

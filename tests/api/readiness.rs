@@ -4,87 +4,13 @@
 //! within 3 s of the part coming back. Each test runs its own redis-servers
 //! on free loopback ports, bounded in time.
 
-use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use tokio::net::TcpStream;
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
-use crate::helpers::{TempDir, TestApp, spawn_with_parts, test_config};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-/// A private redis-server with extra arguments, or `None` (and a loud
-/// SKIPPED line) where it is not installed outside CI.
-async fn redis_server(port: u16, dir: &Path, extra: &[&str]) -> Option<Child> {
-    let mut args = vec![
-        "--port".to_owned(),
-        port.to_string(),
-        "--bind".into(),
-        "127.0.0.1".into(),
-        "--save".into(),
-        String::new(),
-        "--appendonly".into(),
-        "no".into(),
-    ];
-    args.extend(extra.iter().map(|s| (*s).to_owned()));
-    let child = Command::new("redis-server")
-        .args(&args)
-        .current_dir(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn();
-    let Ok(child) = child else {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("redis-server is required in CI");
-        }
-        eprintln!(
-            "\n*** SKIPPED: redis-server is not installed; a readiness test did not run ***\n"
-        );
-        return None;
-    };
-    for _ in 0..100 {
-        if TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-            return Some(child);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("private redis-server did not start on port {port}");
-}
-
-async fn app_on(store_url: String) -> TestApp {
-    let dir = TempDir::new();
-    let mut config = test_config(&dir);
-    config.store.url = store_url.clone();
-    config.server.secret = phoneauth::secret::random_hex(32).as_str().into();
-    config.limits.captcha_per_ip_per_minute = 1_000_000;
-    let store = phoneauth::store::redis::RedisStore::open(
-        &store_url,
-        "readiness:",
-        phoneauth::store::redis::RedisTimeouts::default(),
-    )
-    .await
-    .expect("store");
-    let repo =
-        phoneauth::users::connect(&config.database.url, phoneauth::app::pg_settings(&config))
-            .await
-            .expect("database");
-    spawn_with_parts(
-        config,
-        phoneauth::clock::ManualClock::new(),
-        store,
-        repo,
-        dir,
-    )
-    .await
-}
+use crate::helpers::{TempDir, TestApp};
+use crate::servers::{app_on_redis, free_port, redis_server};
 
 /// `/readyz`'s status and `failing`, with how long it took.
 async fn readyz(app: &TestApp) -> (u16, Option<String>, Duration) {
@@ -134,11 +60,11 @@ async fn a_redis_node_that_is_a_replica_is_not_ready() {
         return;
     };
     // It answers PING, but cannot take a write.
-    let app = app_on(format!("redis://127.0.0.1:{replica_port}")).await;
+    let app = app_on_redis(&format!("redis://127.0.0.1:{replica_port}")).await;
     let (status, failing, took) = readyz(&app).await;
     assert_eq!((status, failing.as_deref()), (503, Some("store")));
     assert!(took < Duration::from_secs(2));
-    let primary = app_on(format!("redis://127.0.0.1:{primary_port}")).await;
+    let primary = app_on_redis(&format!("redis://127.0.0.1:{primary_port}")).await;
     assert_eq!(readyz(&primary).await.0, 200);
 }
 
@@ -179,7 +105,7 @@ async fn a_cluster_with_a_dead_primary_is_not_ready_until_it_returns() {
         .expect("redis-cli");
     assert!(created.success(), "cluster create failed");
     let url = format!("redis+cluster://{}", addrs.join(","));
-    let app = app_on(url).await;
+    let app = app_on_redis(&url).await;
     becomes(&app, 200, Duration::from_secs(10)).await;
 
     // A primary dies; it has no replica, so its slots are served by nobody.
