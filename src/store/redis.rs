@@ -252,6 +252,10 @@ pub struct RedisStore {
     prefix: String,
     timeouts: RedisTimeouts,
     conn: RwLock<Option<Conn>>,
+    /// When the connection was last dropped to re-read the topology (ms
+    /// since `started`): at most one drop per [`TOPOLOGY_REREAD_GAP`].
+    last_reread_ms: std::sync::atomic::AtomicU64,
+    started: std::time::Instant,
     connecting: Mutex<()>,
     sentinel: Option<Mutex<SentinelClient>>,
     scripts: Scripts,
@@ -283,6 +287,8 @@ impl RedisStore {
             prefix: prefix.to_owned(),
             timeouts,
             conn: RwLock::new(None),
+            last_reread_ms: std::sync::atomic::AtomicU64::new(0),
+            started: std::time::Instant::now(),
             connecting: Mutex::new(()),
             sentinel,
             scripts: Scripts::new(),
@@ -395,7 +401,7 @@ impl RedisStore {
     async fn connect(&self) -> Result<Conn, StoreError> {
         let manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(self.timeouts.connect))
-            .set_response_timeout(Some(self.timeouts.operation))
+            .set_response_timeout(Some(self.response_timeout()))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(500));
         match &self.target {
@@ -409,8 +415,10 @@ impl RedisStore {
             }
             RedisTarget::Cluster(nodes) => {
                 let client = ClusterClientBuilder::new(nodes.clone())
-                    .connection_timeout(self.timeouts.connect)
-                    .response_timeout(self.timeouts.operation)
+                    // A node that does not answer must not hold a rebuild
+                    // of the whole connection past a request's budget.
+                    .connection_timeout(self.timeouts.connect.min(NODE_CONNECT_TIMEOUT))
+                    .response_timeout(self.response_timeout())
                     .retries(0)
                     .build()
                     .map_err(unavailable)?;
@@ -433,6 +441,37 @@ impl RedisStore {
                     .map_err(unavailable)?;
                 Ok(Conn::Single(m))
             }
+        }
+    }
+
+    /// How long one reply may take: half the operation's bound, so that a
+    /// hung node shows up as a time-out (and a topology re-read) while there
+    /// is still time to try again.
+    fn response_timeout(&self) -> Duration {
+        self.timeouts.operation / 2
+    }
+
+    /// Forgets the connection so the next call reads the topology afresh
+    /// (Cluster: the slot map; Sentinel: the current primary), at most once
+    /// per [`TOPOLOGY_REREAD_GAP`] however many requests fail at once. A
+    /// single node's connection manager reconnects by itself.
+    async fn reread_topology(&self) {
+        use std::sync::atomic::Ordering;
+        if matches!(self.target, RedisTarget::Single(_)) {
+            return;
+        }
+        let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let last = self.last_reread_ms.load(Ordering::Relaxed);
+        let gap = u64::try_from(TOPOLOGY_REREAD_GAP.as_millis()).unwrap_or(u64::MAX);
+        if now.saturating_sub(last) < gap && last != 0 {
+            return;
+        }
+        if self
+            .last_reread_ms
+            .compare_exchange(last, now.max(1), Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+        {
+            *self.conn.write().await = None;
         }
     }
 
@@ -474,8 +513,8 @@ impl RedisStore {
                     Reason::Redis(e) if outcome_unknown(e) => (resend == Resend::Safe, true),
                     Reason::Redis(_) => (false, false),
                 };
-                if topology && !matches!(self.target, RedisTarget::Single(_)) {
-                    *self.conn.write().await = None;
+                if topology {
+                    self.reread_topology().await;
                 }
                 if !again {
                     return Err(match e {
@@ -497,6 +536,11 @@ impl RedisStore {
         }
     }
 }
+
+/// The least time between two topology re-reads.
+const TOPOLOGY_REREAD_GAP: Duration = Duration::from_millis(200);
+/// Bound on connecting to one cluster node.
+const NODE_CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// Pauses between attempts of one operation through a failover.
 const RETRY_PAUSE_MIN: Duration = Duration::from_millis(20);
@@ -562,11 +606,16 @@ fn cluster_primaries(slots: &Value) -> (Vec<(String, u16)>, u64) {
             .first()
             .and_then(|v| redis::from_redis_value::<String>(v.clone()).ok());
         let port = int(node.get(1)).and_then(|p| u16::try_from(p).ok());
-        if let (Some(host), Some(port)) = (host, port) {
-            covered += u64::try_from(end - start + 1).unwrap_or(0);
-            if !primaries.contains(&(host.clone(), port)) {
-                primaries.push((host, port));
-            }
+        // A range whose primary is named is covered; a primary without a
+        // usable address (an empty host, as a node that does not know its
+        // own address reports it) is checked through any node's view only.
+        covered += u64::try_from(end - start + 1).unwrap_or(0);
+        if let (Some(host), Some(port)) = (host, port)
+            && !host.is_empty()
+            && host != "?"
+            && !primaries.contains(&(host.clone(), port))
+        {
+            primaries.push((host, port));
         }
     }
     (primaries, covered)
@@ -585,6 +634,16 @@ async fn cluster_ready(mut c: ClusterConnection) -> Result<(), StoreError> {
         .route_command(redis::cmd("CLUSTER").arg("SLOTS").clone(), any())
         .await
         .map_err(unavailable)?;
+    let info = c
+        .route_command(redis::cmd("CLUSTER").arg("INFO").clone(), any())
+        .await
+        .map_err(unavailable)?;
+    let info: String = redis::from_redis_value(info).map_err(unavailable)?;
+    if !info.contains("cluster_state:ok") {
+        return Err(StoreError::Unavailable(
+            "the cluster reports cluster_state:fail".into(),
+        ));
+    }
     let info = c
         .route_command(redis::cmd("CLUSTER").arg("INFO").clone(), any())
         .await
@@ -847,9 +906,7 @@ impl KvStore for RedisStore {
                         return Ok(());
                     }
                     // A demoted primary: on Sentinel, the next call asks again.
-                    if self.sentinel.is_some() {
-                        *self.conn.write().await = None;
-                    }
+                    self.reread_topology().await;
                     Err(StoreError::Unavailable(format!(
                         "the Redis node is a {role}, not a primary"
                     )))

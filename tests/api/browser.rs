@@ -33,6 +33,7 @@ async fn ends_with(b: &Browser, path: &str) -> bool {
 
 #[tokio::test]
 async fn register_then_account_then_logout_then_login_in_a_browser() {
+    let _no_fault_test = crate::servers::TIMED_FAULTS.read().await;
     let app = spawn_app().await;
     let Some(b) = Browser::start(DESKTOP).await else {
         return;
@@ -80,6 +81,7 @@ async fn register_then_account_then_logout_then_login_in_a_browser() {
 
 #[tokio::test]
 async fn a_wrong_captcha_answer_shows_the_message_and_a_new_captcha() {
+    let _no_fault_test = crate::servers::TIMED_FAULTS.read().await;
     let app = spawn_app().await;
     let Some(b) = Browser::start(PHONE).await else {
         return;
@@ -105,6 +107,7 @@ async fn a_wrong_captcha_answer_shows_the_message_and_a_new_captcha() {
 
 #[tokio::test]
 async fn registration_works_with_the_keyboard_alone() {
+    let _no_fault_test = crate::servers::TIMED_FAULTS.read().await;
     let app = spawn_app().await;
     let Some(b) = Browser::start(PHONE).await else {
         return;
@@ -132,6 +135,7 @@ async fn registration_works_with_the_keyboard_alone() {
 
 #[tokio::test]
 async fn every_page_renders_in_both_languages_at_phone_and_desktop_widths() {
+    let _no_fault_test = crate::servers::TIMED_FAULTS.read().await;
     let app = spawn_app().await;
     for (setup, name) in [(PHONE, "phone"), (DESKTOP, "desktop")] {
         let Some(b) = Browser::start(setup).await else {
@@ -157,6 +161,7 @@ async fn every_page_renders_in_both_languages_at_phone_and_desktop_widths() {
 
 #[tokio::test]
 async fn an_ihome_style_site_registers_through_hosted_pages() {
+    let _no_fault_test = crate::servers::TIMED_FAULTS.read().await;
     let site = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ihome-site");
     let app = spawn_app_with(|c| {
         c.web.static_dir = Some(site.join("static"));

@@ -88,6 +88,7 @@ async fn instance(
 
 #[tokio::test]
 async fn an_instance_killed_mid_registration_does_not_cost_the_code() {
+    let _alone = crate::servers::TIMED_FAULTS.write().await;
     let (Some(redis), Some(pg)) = (redis_url(), postgres_url()) else {
         return;
     };

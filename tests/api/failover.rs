@@ -57,6 +57,7 @@ struct Answer {
 
 #[tokio::test]
 async fn a_primary_killed_under_load_fails_over_within_half_a_second() {
+    let _alone = crate::servers::TIMED_FAULTS.write().await;
     let dir = TempDir::new();
     let ports: Vec<u16> = (0..6).map(|_| free_port()).collect();
     let mut nodes = Vec::new();

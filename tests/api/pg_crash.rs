@@ -68,6 +68,7 @@ struct Attempt {
 
 #[tokio::test]
 async fn postgres_crashed_under_registrations_loses_nothing_acknowledged() {
+    let _alone = crate::servers::TIMED_FAULTS.write().await;
     let Some(bin) = pg_bin() else {
         if std::env::var("CI").as_deref() == Ok("true") {
             panic!("PostgreSQL's initdb and pg_ctl are required in CI");

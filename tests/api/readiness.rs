@@ -70,6 +70,7 @@ async fn a_redis_node_that_is_a_replica_is_not_ready() {
 
 #[tokio::test]
 async fn a_cluster_with_a_dead_primary_is_not_ready_until_it_returns() {
+    let _alone = crate::servers::TIMED_FAULTS.write().await;
     let dir = TempDir::new();
     let ports = [free_port(), free_port(), free_port()];
     let node = |p: u16| {

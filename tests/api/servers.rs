@@ -12,6 +12,12 @@ use tokio::process::{Child, Command};
 
 use crate::helpers::{TempDir, TestApp, spawn_with_parts, test_config};
 
+/// Taken for writing by each test that kills servers and times the
+/// recovery, and for reading by the browser tests: on two cores, a failover
+/// under load or a database crash next to a browser driving a page would
+/// time the other test's load, not phoneauth.
+pub static TIMED_FAULTS: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
