@@ -309,39 +309,26 @@ impl RedisStore {
         max_guesses: u32,
         hold: Option<(Duration, &[u8])>,
     ) -> Result<CodeCheck, StoreError> {
-        let k = self.key(key);
+        let k = &self.key(key);
         let guessed: Option<(Vec<u8>, u32)> = self
-            .run(Resend::Never, |mut c| {
-                let k = k.clone();
-                async move {
-                    self.scripts
-                        .guess_code
-                        .key(&k)
-                        .arg(max_guesses)
-                        .invoke_async(&mut c)
-                        .await
-                }
+            .run(Resend::Never, |mut c| async move {
+                let script = &self.scripts.guess_code;
+                script.key(k).arg(max_guesses).invoke_async(&mut c).await
             })
             .await?;
         let Some((mac, guesses)) = guessed else {
             return Ok(CodeCheck::Missing);
         };
         let matched = bool::from(mac.as_slice().ct_eq(candidate));
+        let mac = &mac;
         let exhausted = guesses >= max_guesses;
         if matched && let Some((lease, holder)) = hold {
             let held: i64 = self
-                .run(Resend::Never, |mut c| {
-                    let (k, mac) = (k.clone(), mac.clone());
-                    async move {
-                        self.scripts
-                            .hold_if
-                            .key(&k)
-                            .arg(mac)
-                            .arg(ms(lease))
-                            .arg(holder)
-                            .invoke_async(&mut c)
-                            .await
-                    }
+                .run(Resend::Never, |mut c| async move {
+                    let script = &self.scripts.hold_if;
+                    let mut call = script.key(k);
+                    call.arg(mac).arg(ms(lease)).arg(holder);
+                    call.invoke_async(&mut c).await
                 })
                 .await?;
             // Only the caller that got the hold may use the code.
@@ -353,16 +340,9 @@ impl RedisStore {
         }
         if matched || exhausted {
             let deleted: i64 = self
-                .run(Resend::Never, |mut c| {
-                    let (k, mac) = (k.clone(), mac.clone());
-                    async move {
-                        self.scripts
-                            .delete_if
-                            .key(&k)
-                            .arg(mac)
-                            .invoke_async(&mut c)
-                            .await
-                    }
+                .run(Resend::Never, |mut c| async move {
+                    let script = &self.scripts.delete_if;
+                    script.key(k).arg(mac).invoke_async(&mut c).await
                 })
                 .await?;
             if matched {
