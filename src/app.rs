@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use tokio::net::TcpListener;
 
+use crate::avatars::Avatars;
 use crate::captcha::CaptchaRenderer;
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
@@ -90,6 +91,8 @@ impl App {
             session_ttl: Duration::from_secs(config.sessions.ttl_secs),
             max_sessions_per_user: config.sessions.max_per_user as usize,
             steps_require_token: config.compat.steps_require_token,
+            sign_up_by_code: config.accounts.sign_up_by_code,
+            hide_registered: config.accounts.hide_registered,
             expose_secrets: config.dev.expose_secrets,
             inputs: InputRules {
                 mobile: MobilePolicy::new(&config.phone.allowed_regions.0)
@@ -100,7 +103,12 @@ impl App {
                 },
             },
         };
+        let avatars = Arc::new(
+            Avatars::from_config(&config.avatars, &config.database.url)
+                .map_err(anyhow::Error::msg)?,
+        );
         let flow = Flow::new(FlowParts {
+            avatars,
             limits: Limits::new(store.clone(), config.limits.clone()),
             store,
             users,

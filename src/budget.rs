@@ -20,7 +20,7 @@ use async_trait::async_trait;
 use tokio::time::Instant;
 
 use crate::domain::Mobile;
-use crate::users::{NewUser, RepoError, SharedUserRepo, User, UserRepo};
+use crate::users::{NewUser, RepoError, SharedUserRepo, User, UserChange, UserRepo};
 
 struct Budget {
     limit: Duration,
@@ -110,6 +110,16 @@ impl UserRepo for BoundedUsers {
 
     async fn by_id(&self, id: i64) -> Result<Option<User>, RepoError> {
         bound(self.0.by_id(id)).await.map_err(repo_exhausted)?
+    }
+
+    async fn update(&self, id: i64, change: UserChange<'_>) -> Result<bool, RepoError> {
+        bound(self.0.update(id, change))
+            .await
+            .map_err(repo_exhausted)?
+    }
+
+    async fn delete(&self, id: i64) -> Result<Option<User>, RepoError> {
+        bound(self.0.delete(id)).await.map_err(repo_exhausted)?
     }
 
     async fn ping(&self) -> Result<(), RepoError> {

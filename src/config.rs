@@ -33,6 +33,8 @@ pub struct Config {
     pub csrf: CsrfConfig,
     pub compat: CompatConfig,
     pub web: WebConfig,
+    pub accounts: AccountsConfig,
+    pub avatars: AvatarsConfig,
     pub dev: DevConfig,
     pub log: LogConfig,
 }
@@ -598,6 +600,48 @@ pub struct WebConfig {
     pub pages_dir: Option<PathBuf>,
 }
 
+/// The life of an account (SPEC §9).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AccountsConfig {
+    /// A `login` code for a number without an account creates one.
+    pub sign_up_by_code: bool,
+    /// Code requests answer alike whether or not a number has an account.
+    pub hide_registered: bool,
+}
+
+/// Where avatars are kept (SPEC §9).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AvatarsConfig {
+    /// `file://<dir>` (unset: `avatars` beside the SQLite database, or in
+    /// the working directory) or `s3://bucket/prefix`.
+    pub store: String,
+    /// The base of `avatar_url`: `/avatars/` for a file store; the bucket's
+    /// public address for S3 (required there).
+    pub public_url: String,
+    pub max_bytes: usize,
+    /// S3: the endpoint (empty: AWS), the region and the keys.
+    pub endpoint: String,
+    pub region: String,
+    pub access_key_id: String,
+    pub secret_access_key: Secret,
+}
+
+impl Default for AvatarsConfig {
+    fn default() -> Self {
+        Self {
+            store: String::new(),
+            public_url: String::new(),
+            max_bytes: 5 * 1024 * 1024,
+            endpoint: String::new(),
+            region: "us-east-1".into(),
+            access_key_id: String::new(),
+            secret_access_key: Secret::default(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DevConfig {
@@ -983,6 +1027,7 @@ impl Config {
         );
         positive("store.memory_max_mb", self.store.memory_max_mb as u64);
         positive("server.max_body_bytes", self.server.max_body_bytes as u64);
+        positive("avatars.max_bytes", self.avatars.max_bytes as u64);
         positive("store.timeout_ms", self.store.timeout_ms);
         positive("store.connect_timeout_ms", self.store.connect_timeout_ms);
         positive(
@@ -995,6 +1040,13 @@ impl Config {
         );
 
         errs.extend(zero.iter().map(|k| format!("{k} must be greater than 0")));
+        let a = &self.avatars;
+        if !(a.store.is_empty() || a.store.starts_with("file://") || a.store.starts_with("s3://")) {
+            errs.push("avatars.store must be file://<dir> or s3://<bucket>/<prefix>".into());
+        }
+        if a.store.starts_with("s3://") && a.public_url.is_empty() {
+            errs.push("avatars.public_url is required with an s3:// avatars.store".into());
+        }
         let p = &self.password;
         if p.min_len == 0 || p.min_len > p.max_len {
             errs.push("password.min_len must be between 1 and password.max_len".into());

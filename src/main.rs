@@ -96,6 +96,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 code: &code,
                 ttl_minutes: config.sms.code_ttl_secs.div_ceil(60),
                 lang: Lang::Zh,
+                notice: false,
             };
             let receipt = chain.send(&msg).await?;
             println!(

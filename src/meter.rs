@@ -114,6 +114,24 @@ pub fn session_evicted() {
     counter!("phoneauth_sessions_evicted_total").increment(1);
 }
 
+/// A code was requested for a purpose (`register`, `login`, …), whatever
+/// was then delivered.
+pub fn code_requested(purpose: &'static str) {
+    counter!("phoneauth_code_requests_total", "purpose" => purpose).increment(1);
+}
+
+/// Sessions ended by their user or an account change: `one`, `others`, `all`.
+pub fn sessions_ended(scope: &'static str) {
+    counter!("phoneauth_sessions_ended_total", "scope" => scope).increment(1);
+}
+
+/// An account event of SPEC §9: `code_login`, `code_signup`,
+/// `password_reset`, `password_changed`, `mobile_changed`, `name_changed`,
+/// `avatar_changed`, `identity_recorded`, `account_deleted`.
+pub fn account_event(event: &'static str) {
+    counter!("phoneauth_account_events_total", "event" => event).increment(1);
+}
+
 /// How full the memory store is (0 to 1); readiness fails at 0.9.
 pub fn store_fullness(ratio: f64) {
     gauge!("phoneauth_store_fullness_ratio").set(ratio);

@@ -35,6 +35,10 @@ pub enum HashError {
 /// own answer.
 type Job = Box<dyn FnOnce(&mut Vec<Block>) + Send + 'static>;
 
+/// The stored hash of an account made by a `login` code, which has no
+/// password until one is set (no password matches it).
+pub const NO_PASSWORD: &str = "!";
+
 pub struct PasswordHasher {
     params: Params,
     slots: Arc<Semaphore>,
@@ -107,6 +111,9 @@ impl PasswordHasher {
         password: &Password,
         stored: Option<&str>,
     ) -> Result<bool, HashError> {
+        // An account without a password (`NO_PASSWORD`) costs the same
+        // check as an unknown one, and matches nothing.
+        let stored = stored.filter(|h| h.starts_with('$'));
         let known = stored.is_some();
         let hash = stored.unwrap_or(&self.dummy_hash).to_owned();
         let pw = password.expose().to_owned();

@@ -85,7 +85,43 @@ impl ServerSecret {
         }
         m.finalize().into_bytes().into()
     }
+
+    /// Encrypts `plain` (ChaCha20-Poly1305 under a key derived for
+    /// `purpose`, a random nonce): base64 of nonce and ciphertext. For data
+    /// kept only to be recovered by an operator with the secret, such as an
+    /// ID number.
+    pub fn seal(&self, purpose: &str, plain: &[u8]) -> Result<String, SealError> {
+        use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, UnboundKey};
+        let key = self.mac("seal-key", &[purpose.as_bytes()]);
+        let key = LessSafeKey::new(UnboundKey::new(&CHACHA20_POLY1305, &key).map_err(|_| SealError)?);
+        let mut nonce = [0u8; 12];
+        rand::rng().fill_bytes(&mut nonce);
+        let mut sealed = plain.to_vec();
+        key.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(purpose), &mut sealed)
+            .map_err(|_| SealError)?;
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&sealed);
+        Ok(base64::Engine::encode(&base64::engine::general_purpose::STANDARD, out))
+    }
+
+    /// Reverses [`ServerSecret::seal`]; `None` when the text was not sealed
+    /// for `purpose` under this secret.
+    pub fn open(&self, purpose: &str, sealed: &str) -> Option<Vec<u8>> {
+        use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, UnboundKey};
+        let raw = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, sealed).ok()?;
+        let (nonce, body) = (raw.get(..12)?, raw.get(12..)?);
+        let key = self.mac("seal-key", &[purpose.as_bytes()]);
+        let key = LessSafeKey::new(UnboundKey::new(&CHACHA20_POLY1305, &key).ok()?);
+        let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
+        let mut body = body.to_vec();
+        let plain = key.open_in_place(nonce, Aad::from(purpose), &mut body).ok()?;
+        Some(plain.to_vec())
+    }
 }
+
+#[derive(Debug, thiserror::Error)]
+#[error("encryption failed")]
+pub struct SealError;
 
 impl fmt::Debug for ServerSecret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -123,6 +159,13 @@ pub fn random_code() -> String {
     format!("{:06}", rand::rng().random_range(0..1_000_000u32))
 }
 
+/// 32 random bytes: a MAC no code matches, to keep a code's place.
+pub fn random_bytes32() -> [u8; 32] {
+    let mut b = [0u8; 32];
+    rand::rng().fill_bytes(&mut b);
+    b
+}
+
 /// Hex SHA-256, for keys derived from bearer secrets such as session ids.
 pub fn sha256_hex(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
@@ -132,6 +175,18 @@ pub fn sha256_hex(data: &[u8]) -> String {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn sealed_text_opens_only_with_its_secret_and_purpose() {
+        let a = ServerSecret::generate();
+        let sealed = a.seal("id-card", b"11010519491231002X").expect("sealed");
+        assert!(!sealed.contains("19491231"));
+        assert_eq!(a.open("id-card", &sealed).as_deref(), Some(&b"11010519491231002X"[..]));
+        assert_eq!(a.open("other", &sealed), None);
+        assert_eq!(ServerSecret::generate().open("id-card", &sealed), None);
+        // Every seal has its own nonce.
+        assert_ne!(sealed, a.seal("id-card", b"11010519491231002X").expect("sealed"));
+    }
 
     #[test]
     fn mac_separates_purposes_and_part_boundaries() {

@@ -2,10 +2,14 @@
 //! lines nothing handles unparsed strings.
 
 mod errno;
+mod id_card;
 mod mobile;
+mod purpose;
 
 pub use errno::Errno;
+pub use id_card::IdCard;
 pub use mobile::{Mobile, MobileError, MobilePolicy, mask};
+pub use purpose::Purpose;
 
 use std::fmt;
 

@@ -2,7 +2,7 @@
 //! under the lockout rules of `limits::lockout`.
 
 use super::{Credentials, Flow, FlowError, Registration};
-use crate::domain::Mobile;
+use crate::domain::{Mobile, Purpose};
 use crate::limits::{ClientKey, LimitError};
 use crate::meter;
 use crate::users::{NewUser, RepoError, User};
@@ -23,16 +23,15 @@ impl Flow {
         r: &Registration,
         name: Option<String>,
     ) -> Result<User, FlowError> {
-        let hold = self.claim_code(&r.mobile, &r.code).await?;
+        let held = self.claim_code(&r.mobile, Purpose::Register, &r.code).await?;
         let created = async {
             let password_hash = self.hasher.hash(&r.password).await?;
             self.create_user(&r.mobile, password_hash, name).await
         }
         .await;
-        match &created {
-            Ok(_) | Err(FlowError::MobileTaken) => self.consume_claimed_code(&r.mobile).await,
-            Err(_) => self.release_claimed_code(&r.mobile, hold).await,
-        }
+        // A taken number cannot use the code either: it is consumed.
+        let used = matches!(created, Ok(_) | Err(FlowError::MobileTaken));
+        self.settle_code(held, used).await;
         created
     }
 
@@ -43,19 +42,28 @@ impl Flow {
         password_hash: String,
         name: Option<String>,
     ) -> Result<User, FlowError> {
-        let new = NewUser {
+        let chosen = name.is_some();
+        let mut new = NewUser {
             mobile: mobile.clone(),
             name: name.unwrap_or_else(|| mobile.display()),
             password_hash,
             created_at: self.clock.now(),
         };
-        match self.users.create(&new).await {
+        let mut created = self.users.create(&new).await;
+        if matches!(created, Err(RepoError::NameTaken)) && !chosen {
+            // Someone chose this number's display form as their name: the
+            // default gets a random tail instead.
+            new.name = format!("{}-{}", new.name, crate::secret::random_hex(2));
+            created = self.users.create(&new).await;
+        }
+        match created {
             Ok(user) => {
                 meter::registration();
                 tracing::info!(user_id = user.id, mobile = %mobile, "user registered");
                 Ok(user)
             }
             Err(RepoError::Duplicate) => Err(FlowError::MobileTaken),
+            Err(RepoError::NameTaken) => Err(FlowError::NameTaken),
             Err(e) => Err(e.into()),
         }
     }

@@ -1,23 +1,31 @@
-//! SMS codes: sent in the order of SPEC §3 (client rate, captcha, already
-//! registered, send limits, code, delivery), stored as a MAC with a guess
-//! count, consumed by the first right guess.
+//! SMS codes: sent in the order of SPEC §3 (client rate, captcha, whether
+//! the number may have a code of this purpose, send limits, code, delivery),
+//! stored as a MAC with a guess count under a key of their purpose (§9),
+//! consumed by the first right guess or held while the work they pay for is
+//! committed.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{CodeRequest, Flow, FlowError};
-use crate::domain::{Lang, Mobile, SmsCode};
-use crate::limits::ClientKey;
+use super::{CodeRequest, Flow, FlowError, SessionData};
+use crate::domain::{Lang, Mobile, Purpose, SmsCode};
+use crate::limits::{ClientKey, SendReservation};
 use crate::meter;
 use crate::secret;
 use crate::sms::{SmsErrorKind, SmsMessage};
 use crate::store::{CodeCheck, CodeClaim, StoreError, keys};
+use crate::users::User;
 
 /// How long a registration holds a right code while it commits the account;
 /// after a crash, the code is usable again when this ends (SPEC §7: within
 /// 15 s).
 pub const CODE_HOLD: Duration = Duration::from_secs(15);
+
+/// How often a taken number's owner is told that someone tried to register
+/// it (the enumeration-safe mode).
+const NOTICE_EVERY: Duration = Duration::from_secs(24 * 3600);
 
 /// What `/dev/sms/{mobile}` shows.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -26,75 +34,205 @@ pub struct DevSms {
     pub message: String,
 }
 
+/// What a code request ends in for the number asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Delivery {
+    /// A code that can be used.
+    Code,
+    /// Enumeration-safe mode, `register` on a taken number: the owner is
+    /// told (once a day) instead.
+    TakenNotice,
+    /// Enumeration-safe mode, a code nobody could use: nothing is sent.
+    Nothing,
+}
+
+/// A right code, held while the work it pays for is committed
+/// ([`Flow::settle_code`] consumes or releases it).
+#[must_use]
+pub(super) struct HeldCode {
+    key: String,
+    mobile: Mobile,
+    holder: [u8; 16],
+}
+
 impl Flow {
-    /// Sends a fresh code to the requested number.
+    /// Sends a fresh code of `req.purpose`. `session` is the requester's
+    /// session, which `change_mobile` and `confirm` need.
     pub async fn request_code(
-        &self,
+        self: &Arc<Self>,
         req: &CodeRequest,
+        session: Option<&SessionData>,
         client: &ClientKey,
         lang: Lang,
     ) -> Result<(), FlowError> {
-        let mobile = &req.mobile;
+        let purpose = req.purpose;
+        let session = match (purpose.needs_session(), session) {
+            (true, None) => return Err(FlowError::NotLoggedIn),
+            (_, s) => s,
+        };
         self.limits.sms_request(client).await?;
         if let Some(proof) = &req.captcha {
             self.check_captcha(proof).await?;
         }
-        // Registration checks again, so a database that is down or slow must
-        // not stop codes: the look-up gets a short bound of its own and
-        // leaves the rest of the request's budget to the store.
-        match super::optional_lookup(self.users.by_mobile(mobile)).await {
-            Some(Some(_)) => return Err(FlowError::MobileTaken),
-            Some(None) => {}
-            None => tracing::warn!("user lookup failed before sending a code; continuing"),
-        }
-        let reservation = self.limits.reserve_send(mobile, client).await?;
-
-        let code = secret::random_code();
-        let ttl = self.settings.code_ttl;
-        let code_key = keys::sms_code(mobile);
-        let msg = SmsMessage {
-            mobile,
-            code: &code,
-            ttl_minutes: ttl.as_secs().div_ceil(60),
-            lang,
-        };
-        let stored = async {
-            self.store
-                .put_code(&code_key, &self.code_mac(mobile, &code), ttl)
-                .await?;
-            if self.settings.expose_secrets {
-                let dev = DevSms {
-                    code: code.clone(),
-                    message: msg.text(),
-                };
-                let json =
-                    serde_json::to_vec(&dev).map_err(|e| StoreError::Unavailable(e.to_string()))?;
-                self.store.set(&keys::dev_sms(mobile), &json, ttl).await?;
+        let (mobile, delivery) = match (purpose, session) {
+            // The code goes to the account's own number, whatever was asked.
+            (Purpose::Confirm, Some(s)) => (self.user(s.user_id).await?.mobile, Delivery::Code),
+            _ => {
+                let mobile = req.mobile.clone().ok_or(super::ParamError::Missing("mobile"))?;
+                // The code is checked again where it is used, so a database
+                // that is down or slow must not stop codes: the look-up gets
+                // a short bound of its own.
+                let account = super::optional_lookup(self.users.by_mobile(&mobile)).await;
+                if account.is_none() {
+                    tracing::warn!("user lookup failed before sending a code; continuing");
+                }
+                let delivery = self.delivery(purpose, account)?;
+                (mobile, delivery)
             }
-            Ok::<_, StoreError>(())
-        }
-        .await;
-        if let Err(e) = stored {
+        };
+        // The same limits whatever is delivered: the enumeration-safe mode
+        // must not show in the cooldown or the caps either.
+        let reservation = self.limits.reserve_send(&mobile, client).await?;
+        let code = secret::random_code();
+        let msg = SmsMessage {
+            mobile: &mobile,
+            code: &code,
+            ttl_minutes: self.settings.code_ttl.as_secs().div_ceil(60),
+            lang,
+            notice: delivery == Delivery::TakenNotice,
+        };
+        // A code nobody is sent still takes the code's place, so every path
+        // writes the same.
+        let mac = match delivery {
+            Delivery::Code => self.code_mac(&mobile, purpose, &code),
+            _ => secret::random_bytes32(),
+        };
+        if let Err(e) = self.store_code(&msg, purpose, &mac, delivery).await {
             self.limits.release_send(reservation).await;
             return Err(e.into());
         }
+        meter::code_requested(purpose.as_str());
+        tracing::info!(purpose = %purpose, mobile = %mobile, "code requested");
+        if !self.settings.hide_registered {
+            return self.deliver(purpose, delivery, &msg, reservation).await;
+        }
+        // The answer must not wait on (and so show) what is delivered: the
+        // outcome is the background's business, and the answer is OK.
+        let (flow, mobile, code) = (Arc::clone(self), mobile.clone(), code.clone());
+        let notice = msg.notice;
+        tokio::spawn(async move {
+            let msg = SmsMessage {
+                mobile: &mobile,
+                code: &code,
+                ttl_minutes: flow.settings.code_ttl.as_secs().div_ceil(60),
+                lang,
+                notice,
+            };
+            if let Err(e) = flow.deliver(purpose, delivery, &msg, reservation).await {
+                tracing::warn!(error = %e, "a code was not delivered");
+            }
+        });
+        Ok(())
+    }
 
-        match self.sms.send(&msg).await {
+    /// Whether a number gets a code of `purpose`, from its account as the
+    /// database told (`None`: it could not tell; the code is checked again
+    /// where it is used).
+    fn delivery(
+        &self,
+        purpose: Purpose,
+        account: Option<Option<User>>,
+    ) -> Result<Delivery, FlowError> {
+        let Some(account) = account else {
+            return Ok(Delivery::Code);
+        };
+        let hide = self.settings.hide_registered;
+        let refuse = |e: FlowError| if hide { Ok(Delivery::Nothing) } else { Err(e) };
+        match (purpose, account) {
+            (Purpose::Register, Some(_)) if hide => Ok(Delivery::TakenNotice),
+            (Purpose::Register | Purpose::ChangeMobile, Some(_)) => Err(FlowError::MobileTaken),
+            (Purpose::Login | Purpose::Reset, Some(u)) if u.disabled => {
+                refuse(FlowError::UserDisabled)
+            }
+            (Purpose::Login, None) if self.settings.sign_up_by_code => Ok(Delivery::Code),
+            (Purpose::Login | Purpose::Reset, None) => refuse(FlowError::UserMissing),
+            _ => Ok(Delivery::Code),
+        }
+    }
+
+    /// Stores the code's MAC under its purpose, after withdrawing the
+    /// number's codes of every other purpose: one live code per number, so
+    /// switching purpose buys no extra guesses.
+    async fn store_code(
+        &self,
+        msg: &SmsMessage<'_>,
+        purpose: Purpose,
+        mac: &[u8; 32],
+        delivery: Delivery,
+    ) -> Result<(), StoreError> {
+        let mobile = msg.mobile;
+        if delivery == Delivery::Code {
+            for other in Purpose::ALL.into_iter().filter(|p| *p != purpose) {
+                self.store.delete(&keys::sms_code(mobile, other)).await?;
+            }
+        }
+        let ttl = self.settings.code_ttl;
+        self.store
+            .put_code(&keys::sms_code(mobile, purpose), mac, ttl)
+            .await?;
+        if self.settings.expose_secrets && delivery != Delivery::Nothing {
+            let dev = DevSms {
+                code: if msg.notice { String::new() } else { msg.code.to_owned() },
+                message: msg.text(),
+            };
+            let json = serde_json::to_vec(&dev).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            self.store.set(&keys::dev_sms(mobile), &json, ttl).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends what `delivery` says. A failed send withdraws the code and
+    /// gives the send back; an unknown outcome keeps both (it may have
+    /// arrived: SPEC §5).
+    async fn deliver(
+        &self,
+        purpose: Purpose,
+        delivery: Delivery,
+        msg: &SmsMessage<'_>,
+        reservation: SendReservation,
+    ) -> Result<(), FlowError> {
+        match delivery {
+            Delivery::Nothing => return Ok(()),
+            Delivery::TakenNotice => {
+                let once = self
+                    .store
+                    .set_nx(&keys::taken_notice(msg.mobile), b"1", NOTICE_EVERY)
+                    .await?;
+                if once.is_some() {
+                    return Ok(());
+                }
+            }
+            Delivery::Code => {}
+        }
+        match self.sms.send(msg).await {
             Ok(_) => Ok(()),
             Err(e) if e.kind == SmsErrorKind::Unknown => {
-                // It may have arrived: keep the code, the cooldown and every
-                // counter, as for a message sent (SPEC §5).
-                tracing::warn!(provider = e.provider, mobile = %mobile,
+                tracing::warn!(provider = e.provider, mobile = %msg.mobile,
                     "SMS outcome unknown; treated as sent");
+                Ok(())
+            }
+            Err(e) if msg.notice => {
+                tracing::warn!(error = %e, "the taken-number notice was not sent");
                 Ok(())
             }
             Err(e) => {
                 // Withdraw the code: a code nobody received must not be guessable.
-                if let Err(se) = self.store.delete(&code_key).await {
+                let key = keys::sms_code(msg.mobile, purpose);
+                if let Err(se) = self.store.delete(&key).await {
                     tracing::error!(error = %se, "could not withdraw an undelivered code");
                 }
                 if self.settings.expose_secrets {
-                    let _ = self.store.delete(&keys::dev_sms(mobile)).await;
+                    let _ = self.store.delete(&keys::dev_sms(msg.mobile)).await;
                 }
                 self.limits.release_send(reservation).await;
                 Err(e.into())
@@ -103,11 +241,16 @@ impl Flow {
     }
 
     /// Checks a typed code; a match consumes it, a miss counts a guess.
-    pub async fn verify_code(&self, mobile: &Mobile, code: &SmsCode) -> Result<(), FlowError> {
-        let mac = self.code_mac(mobile, code.expose());
+    pub async fn verify_code(
+        &self,
+        mobile: &Mobile,
+        purpose: Purpose,
+        code: &SmsCode,
+    ) -> Result<(), FlowError> {
+        let mac = self.code_mac(mobile, purpose, code.expose());
         let check = self
             .store
-            .verify_code(&keys::sms_code(mobile), &mac, self.settings.max_guesses)
+            .verify_code(&keys::sms_code(mobile, purpose), &mac, self.settings.max_guesses)
             .await?;
         counted(check)?;
         if self.settings.expose_secrets {
@@ -117,14 +260,15 @@ impl Flow {
     }
 
     /// Checks a typed code like [`Flow::verify_code`], but a match holds the
-    /// code for [`CODE_HOLD`] instead of consuming it; returns the token of
-    /// this hold, which releases it.
+    /// code for [`CODE_HOLD`] instead of consuming it: settle it with
+    /// [`Flow::settle_code`] once the work it pays for is done or failed.
     pub(super) async fn claim_code(
         &self,
         mobile: &Mobile,
+        purpose: Purpose,
         code: &SmsCode,
-    ) -> Result<[u8; 16], FlowError> {
-        let mac = self.code_mac(mobile, code.expose());
+    ) -> Result<HeldCode, FlowError> {
+        let mac = self.code_mac(mobile, purpose, code.expose());
         let mut holder = [0u8; 16];
         rand::Rng::fill_bytes(&mut rand::rng(), &mut holder);
         let claim = CodeClaim {
@@ -133,40 +277,33 @@ impl Flow {
             max_guesses: self.settings.max_guesses,
             lease: CODE_HOLD,
         };
-        counted(
-            self.store
-                .claim_code(&keys::sms_code(mobile), claim)
-                .await?,
-        )?;
-        Ok(holder)
+        let key = keys::sms_code(mobile, purpose);
+        counted(self.store.claim_code(&key, claim).await?)?;
+        Ok(HeldCode {
+            key,
+            mobile: mobile.clone(),
+            holder,
+        })
     }
 
-    /// The held code did its work: consume it (outside the request's
-    /// budget; a failure is logged, and the code stays unusable until its
-    /// hold ends).
-    pub(super) async fn consume_claimed_code(&self, mobile: &Mobile) {
+    /// Ends a hold, outside the request's budget (the usual reason to give
+    /// a code back is a database that spent it). `used`: the code did its
+    /// work (or can do none) and is consumed; otherwise it is usable again.
+    /// A failure is logged: the hold then ends by itself.
+    pub(super) async fn settle_code(&self, held: HeldCode, used: bool) {
         let store = self.store.clone();
-        let (code, dev) = (keys::sms_code(mobile), keys::dev_sms(mobile));
-        let dev = self.settings.expose_secrets.then_some(dev);
+        let dev = (used && self.settings.expose_secrets).then(|| keys::dev_sms(&held.mobile));
         crate::budget::cleanup(async move {
-            if let Err(e) = store.delete(&code).await {
-                tracing::warn!(error = %e, "could not consume a used code");
+            let done = if used {
+                store.delete(&held.key).await
+            } else {
+                store.release_code(&held.key, &held.holder).await
+            };
+            if let Err(e) = done {
+                tracing::warn!(error = %e, used, "could not settle a held code; its hold ends by itself");
             }
             if let Some(dev) = dev {
                 let _ = store.delete(&dev).await;
-            }
-        })
-        .await;
-    }
-
-    /// The held code could not be used: give it back for another try
-    /// (outside the request's budget: the usual reason is that it was spent
-    /// on a failing database).
-    pub(super) async fn release_claimed_code(&self, mobile: &Mobile, holder: [u8; 16]) {
-        let (store, key) = (self.store.clone(), keys::sms_code(mobile));
-        crate::budget::cleanup(async move {
-            if let Err(e) = store.release_code(&key, &holder).await {
-                tracing::warn!(error = %e, "could not release a held code; it is usable again when the hold ends");
             }
         })
         .await;
@@ -177,9 +314,11 @@ impl Flow {
         Ok(v.and_then(|b| serde_json::from_slice(&b).ok()))
     }
 
-    fn code_mac(&self, mobile: &Mobile, code: &str) -> [u8; 32] {
-        self.secret
-            .mac("sms-code", &[mobile.e164().as_bytes(), code.as_bytes()])
+    fn code_mac(&self, mobile: &Mobile, purpose: Purpose, code: &str) -> [u8; 32] {
+        self.secret.mac(
+            "sms-code",
+            &[mobile.e164().as_bytes(), purpose.as_str().as_bytes(), code.as_bytes()],
+        )
     }
 }
 

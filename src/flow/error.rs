@@ -28,6 +28,16 @@ pub enum ParamError {
     PasswordMismatch,
     Body,
     Nickname,
+    /// A user name or real name outside 1–32 printable characters.
+    Name,
+    Purpose,
+    IdCard,
+    /// A session handle that is not one.
+    SessionId,
+    /// Neither a password nor a `confirm` code proves who is asking.
+    Proof,
+    /// An avatar that is not a JPEG, PNG, WebP or GIF, or is too large.
+    Image,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +60,14 @@ pub enum FlowError {
     CodeWrong { remaining: u32 },
     #[error("mobile already registered")]
     MobileTaken,
+    #[error("name taken")]
+    NameTaken,
+    #[error("identity already recorded")]
+    IdentitySet,
+    #[error("no such session")]
+    SessionMissing,
+    #[error("avatar storage: {0}")]
+    Avatars(String),
     #[error("wrong mobile or password")]
     BadCredentials,
     #[error("user disabled")]

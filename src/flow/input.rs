@@ -4,7 +4,8 @@
 //! names what was wrong. Past this module nothing sees a raw string.
 
 use crate::domain::{
-    CaptchaAnswer, CaptchaId, Mobile, MobilePolicy, Password, PasswordPolicy, SmsCode,
+    CaptchaAnswer, CaptchaId, IdCard, Mobile, MobilePolicy, Password, PasswordPolicy, Purpose,
+    SmsCode,
 };
 
 use super::error::{FlowError, ParamError};
@@ -16,11 +17,13 @@ pub struct CaptchaProof {
     pub answer: CaptchaAnswer,
 }
 
-/// A request for an SMS code, with the captcha that pays for it (the
-/// four-step flow may go without).
+/// A request for an SMS code of a purpose, with the captcha that pays for
+/// it (the four-step flow may go without). `mobile` is `None` only for
+/// `confirm`, whose code goes to the logged-in user's own number.
 #[derive(Debug)]
 pub struct CodeRequest {
-    pub mobile: Mobile,
+    pub mobile: Option<Mobile>,
+    pub purpose: Purpose,
     pub captcha: Option<CaptchaProof>,
 }
 
@@ -43,6 +46,8 @@ pub struct Credentials {
 #[derive(Debug, Clone, Copy)]
 pub struct CodeRequestFields<'a> {
     pub mobile: Option<&'a str>,
+    /// `register` where the route has no purpose field (SPEC §3, §4).
+    pub purpose: Option<&'a str>,
     pub image_code: Option<&'a str>,
     pub image_code_id: Option<&'a str>,
     /// What this route set calls the captcha id, for the error message.
@@ -75,12 +80,33 @@ pub struct InputRules {
 
 impl InputRules {
     pub fn code_request(&self, f: CodeRequestFields<'_>) -> Result<CodeRequest, FlowError> {
+        let purpose = match f.purpose {
+            None => Purpose::Register,
+            Some(raw) => Purpose::parse(present(Some(raw), "purpose")?)
+                .ok_or(ParamError::Purpose)?,
+        };
         let answer = captcha_answer(f.image_code)?;
         let id = captcha_id(f.image_code_id, f.id_field)?;
+        // `confirm` goes to the user's own number: a number sent along is
+        // not used (nor checked).
+        let mobile = match purpose {
+            Purpose::Confirm => None,
+            _ => Some(self.mobile(f.mobile)?),
+        };
         Ok(CodeRequest {
-            mobile: self.mobile(f.mobile)?,
+            mobile,
+            purpose,
             captcha: Some(CaptchaProof { id, answer }),
         })
+    }
+
+    /// A sign-in with a `login` code.
+    pub fn code_login(
+        &self,
+        mobile: Option<&str>,
+        code: Option<&str>,
+    ) -> Result<(Mobile, SmsCode), FlowError> {
+        Ok((self.mobile(mobile)?, sms_code(code)?))
     }
 
     pub fn registration(&self, f: RegistrationFields<'_>) -> Result<Registration, FlowError> {
@@ -150,10 +176,37 @@ pub fn nickname(raw: Option<&str>) -> Result<Option<String>, FlowError> {
     let Some(raw) = raw.map(str::trim).filter(|s| !s.is_empty()) else {
         return Ok(None);
     };
-    if raw.chars().count() > 32 || raw.chars().any(char::is_control) {
+    if raw.chars().count() > 32 || raw.chars().any(is_unprintable) {
         return Err(ParamError::Nickname.into());
     }
     Ok(Some(raw.to_owned()))
+}
+
+/// A user name being set (SPEC §9): like a nickname, but required.
+pub fn user_name(raw: Option<&str>) -> Result<String, FlowError> {
+    printable_name(present(raw, "name")?)
+}
+
+/// 1–32 characters after trimming, none of them unprintable.
+fn printable_name(raw: &str) -> Result<String, FlowError> {
+    nickname(Some(raw))
+        .ok()
+        .flatten()
+        .ok_or(FlowError::Param(ParamError::Name))
+}
+
+/// A real name and an ID number (SPEC §9).
+pub fn identity(real_name: Option<&str>, id_card: Option<&str>) -> Result<(String, IdCard), FlowError> {
+    let name = printable_name(present(real_name, "real_name")?)?;
+    let id = IdCard::parse(present(id_card, "id_card")?).ok_or(ParamError::IdCard)?;
+    Ok((name, id))
+}
+
+/// Control characters, and the invisible formatting ones (bidi overrides,
+/// zero-width) that make one name look like another.
+fn is_unprintable(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
 }
 
 #[cfg(test)]

@@ -5,26 +5,30 @@
 //! says what happened and nothing about the wire: errno, HTTP status and
 //! words are the HTTP layer's (`http::error`, `http::messages`).
 
+mod account;
 mod accounts;
 mod captcha;
 mod codes;
 mod error;
 pub mod input;
+mod profile;
 mod sessions;
 mod steps;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use account::Proof;
 pub use codes::DevSms;
 pub use error::{FlowError, ParamError, Step};
 pub use input::{
     CaptchaProof, CodeRequest, CodeRequestFields, CredentialFields, Credentials, InputRules,
     Registration, RegistrationFields,
 };
-pub use sessions::SessionData;
+pub use sessions::{SessionData, SessionOrigin, SessionView, is_handle_shaped};
 pub use steps::{STEP_TTL, StepsClient};
 
+use crate::avatars::Avatars;
 use crate::captcha::CaptchaRenderer;
 use crate::clock::SharedClock;
 use crate::limits::Limits;
@@ -46,6 +50,10 @@ pub struct FlowSettings {
     pub max_sessions_per_user: usize,
     /// `compat.steps_require_token`: steps 3 and 4 must present the token.
     pub steps_require_token: bool,
+    /// `accounts.sign_up_by_code`.
+    pub sign_up_by_code: bool,
+    /// `accounts.hide_registered`: the enumeration-safe mode.
+    pub hide_registered: bool,
     pub expose_secrets: bool,
     pub inputs: InputRules,
 }
@@ -85,6 +93,7 @@ pub struct Flow {
     captcha: Arc<CaptchaRenderer>,
     hasher: Arc<PasswordHasher>,
     limits: Limits,
+    avatars: Arc<Avatars>,
     settings: FlowSettings,
 }
 
@@ -98,6 +107,7 @@ pub struct FlowParts {
     pub captcha: Arc<CaptchaRenderer>,
     pub hasher: Arc<PasswordHasher>,
     pub limits: Limits,
+    pub avatars: Arc<Avatars>,
     pub settings: FlowSettings,
 }
 
@@ -112,6 +122,7 @@ impl Flow {
             captcha: p.captcha,
             hasher: p.hasher,
             limits: p.limits,
+            avatars: p.avatars,
             settings: p.settings,
         }
     }

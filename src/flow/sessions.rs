@@ -10,24 +10,71 @@ use crate::secret;
 use crate::store::{IndexAdd, keys};
 use crate::users::User;
 
-/// What a session remembers; stored as JSON.
+/// How often a session's `last_seen` is written: at most once a minute, so
+/// a busy session does not write on every request.
+const TOUCH_EVERY_SECS: i64 = 60;
+
+/// What a session remembers; stored as JSON. Sessions stored before the
+/// session list existed read with empty details.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SessionData {
     pub user_id: i64,
     pub name: String,
     pub mobile: String,
+    /// Unix seconds.
+    #[serde(default)]
+    pub created: i64,
+    #[serde(default)]
+    pub last_seen: i64,
+    /// The client's network, masked (`203.0.113.0/24`), never the address.
+    #[serde(default)]
+    pub network: String,
+    #[serde(default)]
+    pub user_agent: String,
+    /// The session's public handle (SPEC §9: never the secret id).
+    #[serde(skip)]
+    pub handle: String,
+}
+
+/// Where a session was started from, for the user's session list.
+#[derive(Debug, Clone, Default)]
+pub struct SessionOrigin {
+    /// Masked, as logged: `203.0.113.0/24`.
+    pub network: String,
+    pub user_agent: String,
+}
+
+/// The longest `User-Agent` a session keeps.
+const MAX_USER_AGENT: usize = 256;
+
+/// A session in its user's list.
+#[derive(Debug, Clone)]
+pub struct SessionView {
+    pub data: SessionData,
+    /// The session the list was asked from.
+    pub current: bool,
 }
 
 impl Flow {
     /// Starts a session for `user` and returns its id. Beyond
     /// `max_sessions_per_user` the user's oldest sessions end.
-    pub async fn start_session(&self, user: &User) -> Result<String, FlowError> {
+    pub async fn start_session(
+        &self,
+        user: &User,
+        origin: &SessionOrigin,
+    ) -> Result<String, FlowError> {
         let id = secret::random_hex(32);
         let hash = secret::sha256_hex(id.as_bytes());
+        let now = self.clock.now().unix_timestamp();
         let data = SessionData {
             user_id: user.id,
             name: user.name.clone(),
             mobile: user.mobile.display(),
+            created: now,
+            last_seen: now,
+            network: origin.network.clone(),
+            user_agent: origin.user_agent.chars().take(MAX_USER_AGENT).collect(),
+            handle: String::new(),
         };
         let json = serde_json::to_vec(&data).map_err(|e| FlowError::Internal(e.to_string()))?;
         let ttl = self.settings.session_ttl;
@@ -65,11 +112,17 @@ impl Flow {
         if !is_token_shaped(id) {
             return Ok(None);
         }
-        let Some(data) = self.stored_session(id).await? else {
+        let Some(mut data) = self.stored_session(id).await? else {
             return Ok(None);
         };
+        self.touch(id, &mut data).await;
         match super::optional_lookup(self.users.by_id(data.user_id)).await {
-            Some(Some(user)) if !user.disabled => Ok(Some(data)),
+            Some(Some(user)) if !user.disabled => {
+                // The account's name and number as they are now.
+                data.name = user.name;
+                data.mobile = user.mobile.display();
+                Ok(Some(data))
+            }
             Some(_) => {
                 tracing::info!(
                     user_id = data.user_id,
@@ -86,8 +139,90 @@ impl Flow {
     }
 
     async fn stored_session(&self, id: &str) -> Result<Option<SessionData>, FlowError> {
-        let v = self.store.get(&session_key(id)).await?;
-        Ok(v.and_then(|b| serde_json::from_slice(&b).ok()))
+        let hash = secret::sha256_hex(id.as_bytes());
+        self.session_by_hash(&hash).await
+    }
+
+    async fn session_by_hash(&self, hash: &str) -> Result<Option<SessionData>, FlowError> {
+        let v = self.store.get(&keys::session(hash)).await?;
+        Ok(v.and_then(|b| serde_json::from_slice::<SessionData>(&b).ok())
+            .map(|mut d| {
+                d.handle = handle_of(hash).to_owned();
+                d
+            }))
+    }
+
+    /// Records that the session is in use, at most once a minute; a failure
+    /// costs only the accuracy of `last_seen`.
+    async fn touch(&self, id: &str, data: &mut SessionData) {
+        let now = self.clock.now().unix_timestamp();
+        if now - data.last_seen < TOUCH_EVERY_SECS {
+            return;
+        }
+        data.last_seen = now;
+        let Ok(json) = serde_json::to_vec(&*data) else {
+            return;
+        };
+        if let Err(e) = self.store.replace(&session_key(id), &json).await {
+            tracing::debug!(error = %e, "could not record a session's last use");
+        }
+    }
+
+    /// The user's live sessions, newest first; `current_id` is marked.
+    pub async fn list_sessions(
+        &self,
+        user_id: i64,
+        current_id: &str,
+    ) -> Result<Vec<SessionView>, FlowError> {
+        let current = secret::sha256_hex(current_id.as_bytes());
+        let mut list = Vec::new();
+        for hash in self.store.index_members(&keys::user_sessions(user_id)).await? {
+            if let Some(data) = self.session_by_hash(&hash).await? {
+                list.push(SessionView {
+                    data,
+                    current: hash == current,
+                });
+            }
+        }
+        list.sort_by(|a, b| b.data.created.cmp(&a.data.created));
+        Ok(list)
+    }
+
+    /// Ends the user's session whose public handle is `handle`; `false`
+    /// when the user has none such (another user's handle is none such).
+    pub async fn end_session_by_handle(
+        &self,
+        user_id: i64,
+        handle: &str,
+    ) -> Result<bool, FlowError> {
+        let index = keys::user_sessions(user_id);
+        let found = self
+            .store
+            .index_members(&index)
+            .await?
+            .into_iter()
+            .find(|hash| handle_of(hash) == handle);
+        let Some(hash) = found else {
+            return Ok(false);
+        };
+        self.store.delete(&keys::session(&hash)).await?;
+        self.store.index_remove(&index, &hash).await?;
+        meter::sessions_ended("one");
+        Ok(true)
+    }
+
+    /// Ends every session of `user_id` but the one whose id is `keep`.
+    pub async fn end_other_sessions(&self, user_id: i64, keep: &str) -> Result<(), FlowError> {
+        let keep = secret::sha256_hex(keep.as_bytes());
+        let index = keys::user_sessions(user_id);
+        for hash in self.store.index_members(&index).await? {
+            if hash != keep {
+                self.store.delete(&keys::session(&hash)).await?;
+                self.store.index_remove(&index, &hash).await?;
+            }
+        }
+        meter::sessions_ended("others");
+        Ok(())
     }
 
     pub async fn end_session(&self, id: &str) -> Result<(), FlowError> {
@@ -104,15 +239,28 @@ impl Flow {
         Ok(())
     }
 
-    /// Ends every session of `user_id` (a disabled or deleted account).
+    /// Ends every session of `user_id` (a disabled or deleted account, a
+    /// reset password).
     pub async fn end_user_sessions(&self, user_id: i64) -> Result<(), FlowError> {
         let index = keys::user_sessions(user_id);
         for hash in self.store.index_members(&index).await? {
             self.store.delete(&keys::session(&hash)).await?;
         }
         self.store.delete(&index).await?;
+        meter::sessions_ended("all");
         Ok(())
     }
+}
+
+/// A session's public handle: half of the hash of its id — it names the
+/// session in the user's list, and neither is nor leads to the id.
+fn handle_of(hash: &str) -> &str {
+    &hash[..hash.len().min(32)]
+}
+
+/// Whether `raw` could be a session handle.
+pub fn is_handle_shaped(raw: &str) -> bool {
+    raw.len() == 32 && raw.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// Sessions are keyed by a hash of the id, so a store dump holds no usable id.

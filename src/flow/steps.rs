@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
 use super::{Flow, FlowError, Step};
-use crate::domain::{Mobile, Password, SmsCode};
+use crate::domain::{Mobile, Password, Purpose, SmsCode};
 use crate::limits::ClientKey;
 use crate::secret;
 use crate::store::keys;
@@ -61,7 +61,7 @@ impl Flow {
         code: &SmsCode,
         client: &ClientKey,
     ) -> Result<String, FlowError> {
-        self.verify_code(mobile, code).await?;
+        self.verify_code(mobile, Purpose::Register, code).await?;
         let token = secret::random_hex(16);
         let state = StepsVerified {
             client: client.as_str().to_owned(),

@@ -9,7 +9,9 @@ use axum::response::{IntoResponse, Response};
 use super::error::{ApiError, Wire};
 use super::{AppState, envelope, messages, session};
 use crate::domain::CaptchaId;
-use crate::flow::{CodeRequestFields, CredentialFields, ParamError, RegistrationFields};
+use crate::flow::{
+    CodeRequestFields, CredentialFields, ParamError, RegistrationFields, SessionOrigin,
+};
 use crate::limits::ClientKey;
 
 /// A fresh JPEG captcha under `id` (after deleting `previous`, when given).
@@ -44,15 +46,21 @@ pub async fn captcha(
     Ok(resp)
 }
 
-/// The captcha-checked SMS code request.
+/// The captcha-checked SMS code request; the purposes that need a session
+/// (`change_mobile`, `confirm`) read it from the request.
 pub async fn send_code(
     s: &AppState,
     client: &ClientKey,
+    headers: &HeaderMap,
     fields: CodeRequestFields<'_>,
 ) -> Result<Response, ApiError> {
     let request = s.flow.inputs().code_request(fields)?;
+    let session = match request.purpose.needs_session() {
+        true => session::current(s, headers).await?,
+        false => None,
+    };
     s.flow
-        .request_code(&request, client, Wire::current().lang)
+        .request_code(&request, session.as_ref(), client, Wire::current().lang)
         .await?;
     Ok(envelope::ok(messages::SENT, None))
 }
@@ -61,11 +69,12 @@ pub async fn send_code(
 pub async fn register(
     s: &AppState,
     headers: &HeaderMap,
+    origin: &SessionOrigin,
     fields: RegistrationFields<'_>,
 ) -> Result<Response, ApiError> {
     let registration = s.flow.inputs().registration(fields)?;
     let user = s.flow.register(&registration, None).await?;
-    session::logged_in(s, headers, &user, messages::REGISTERED).await
+    session::logged_in(s, headers, origin, &user, messages::REGISTERED, None).await
 }
 
 /// Login with mobile and password; a new session id every time.
@@ -73,11 +82,12 @@ pub async fn login(
     s: &AppState,
     client: &ClientKey,
     headers: &HeaderMap,
+    origin: &SessionOrigin,
     fields: CredentialFields<'_>,
 ) -> Result<Response, ApiError> {
     let credentials = s.flow.inputs().credentials(fields)?;
     let user = s.flow.login(&credentials, client).await?;
-    session::logged_in(s, headers, &user, messages::LOGGED_IN).await
+    session::logged_in(s, headers, origin, &user, messages::LOGGED_IN, None).await
 }
 
 /// Ends the session; the `csrf_token` cookie stays valid.

@@ -2,7 +2,7 @@
 //! `server.trusted_proxies` — the right-most `X-Forwarded-For` hop that is
 //! not itself trusted (SPEC §5). Hops may carry ports, as some balancers
 //! write them. The [`Client`] extractor hands handlers the key a client is
-//! limited under.
+//! limited under; [`Origin`], what a new session records of it.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -14,6 +14,7 @@ use ipnet::IpNet;
 
 use super::envelope;
 use crate::domain::Errno;
+use crate::flow::SessionOrigin;
 use crate::limits::ClientKey;
 
 /// Proxies whose `X-Forwarded-For` is believed.
@@ -85,20 +86,51 @@ where
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip())
-            .ok_or_else(|| {
-                envelope::plain(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    Errno::ServerErr,
-                    "no peer address",
-                )
-            })?;
-        let ip = TrustedProxies::from_ref(state).client_ip(peer, &parts.headers);
-        Ok(Client(ClientKey::from_ip(ip)))
+        Ok(Client(ClientKey::from_ip(client_ip(parts, state)?)))
     }
+}
+
+/// Where a session starts from: the client's network, masked as logged,
+/// and its `User-Agent`.
+pub struct Origin(pub SessionOrigin);
+
+impl<S> FromRequestParts<S> for Origin
+where
+    S: Send + Sync,
+    TrustedProxies: FromRef<S>,
+{
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let ip = client_ip(parts, state)?;
+        let user_agent = parts
+            .headers
+            .get(axum::http::header::USER_AGENT)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .unwrap_or_default();
+        Ok(Origin(SessionOrigin {
+            network: super::trace::masked_network(ip),
+            user_agent,
+        }))
+    }
+}
+
+fn client_ip<S>(parts: &Parts, state: &S) -> Result<IpAddr, Response>
+where
+    TrustedProxies: FromRef<S>,
+{
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+        .ok_or_else(|| {
+            envelope::plain(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Errno::ServerErr,
+                "no peer address",
+            )
+        })?;
+    Ok(TrustedProxies::from_ref(state).client_ip(peer, &parts.headers))
 }
 
 #[cfg(test)]

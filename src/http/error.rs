@@ -143,14 +143,18 @@ pub fn errno_of(e: &FlowError) -> Errno {
         FlowError::Param(_) => Errno::ParamErr,
         FlowError::Limited(_) | FlowError::Busy => Errno::ReqErr,
         FlowError::Store(_) | FlowError::Database(_) => Errno::DbErr,
-        FlowError::CaptchaMissing | FlowError::CodeMissing | FlowError::StepMissing(_) => {
-            Errno::NoData
-        }
+        FlowError::CaptchaMissing
+        | FlowError::CodeMissing
+        | FlowError::StepMissing(_)
+        | FlowError::SessionMissing => Errno::NoData,
+        // The iHome profile page shows "name taken" on 4001 only (SPEC §9).
+        FlowError::NameTaken => Errno::DbErr,
+        FlowError::Avatars(_) => Errno::IoErr,
         FlowError::CaptchaWrong
         | FlowError::CodeWrong { .. }
         | FlowError::BadCredentials
         | FlowError::StepToken => Errno::DataErr,
-        FlowError::MobileTaken => Errno::DataExist,
+        FlowError::MobileTaken | FlowError::IdentitySet => Errno::DataExist,
         FlowError::UserDisabled | FlowError::UserMissing => Errno::UserErr,
         FlowError::NotLoggedIn => Errno::SessionErr,
         FlowError::Sms(_) => Errno::ThirdErr,
@@ -186,7 +190,10 @@ fn log(e: &FlowError) {
     }
     let errno = errno_of(e).code();
     match e {
-        FlowError::Store(_) | FlowError::Database(_) | FlowError::Internal(_) => {
+        FlowError::Store(_)
+        | FlowError::Database(_)
+        | FlowError::Internal(_)
+        | FlowError::Avatars(_) => {
             tracing::error!(error = %e, errno, "request failed");
         }
         FlowError::Sms(_) | FlowError::Busy => {

@@ -214,6 +214,11 @@ const PAGE_LOGIN: Page = Page {
     title: "登录 · phoneauth",
     main: include_str!("../web/login.html"),
 };
+const PAGE_FORGOT: Page = Page {
+    name: "forgot",
+    title: "找回密码 · phoneauth",
+    main: include_str!("../web/forgot.html"),
+};
 const PAGE_ACCOUNT: Page = Page {
     name: "account",
     title: "我的账号 · phoneauth",
@@ -234,6 +239,10 @@ pub fn builtin() -> Router<AppState> {
         .route(
             "/signin",
             get(|lang: Lang| async move { page(PAGE_LOGIN, lang) }),
+        )
+        .route(
+            "/forgot",
+            get(|lang: Lang| async move { page(PAGE_FORGOT, lang) }),
         )
         .route(
             "/account",

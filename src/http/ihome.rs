@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::client_address::Client;
+use super::client_address::{Client, Origin};
 use super::docs::{Envelope, ImageRefusals, PostRefusals, ProfileReply, SessionReply};
 use super::error::ApiError;
 use super::extract::JsonBody;
@@ -66,6 +66,7 @@ async fn image_code(
 async fn sms_code(
     State(s): State<AppState>,
     Client(client): Client,
+    headers: HeaderMap,
     mobile: Result<Path<String>, PathRejection>,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Result<Response, ApiError> {
@@ -73,11 +74,12 @@ async fn sms_code(
     let mobile = mobile.ok().map(|Path(m)| m);
     let fields = CodeRequestFields {
         mobile: mobile.as_deref(),
+        purpose: None,
         image_code: q.get("image_code").map(String::as_str),
         image_code_id: q.get("image_code_id").map(String::as_str),
         id_field: "image_code_id",
     };
-    actions::send_code(&s, &client, fields).await
+    actions::send_code(&s, &client, &headers, fields).await
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -97,6 +99,7 @@ struct RegisterBody {
 async fn register(
     State(s): State<AppState>,
     headers: HeaderMap,
+    Origin(origin): Origin,
     JsonBody(b): JsonBody<RegisterBody>,
 ) -> Result<Response, ApiError> {
     let fields = RegistrationFields {
@@ -105,7 +108,7 @@ async fn register(
         password: b.password.as_deref(),
         password2: b.password2.as_deref(),
     };
-    actions::register(&s, &headers, fields).await
+    actions::register(&s, &headers, &origin, fields).await
 }
 
 /// Logs in with mobile and password; a new session id every time.
@@ -118,9 +121,10 @@ async fn login(
     State(s): State<AppState>,
     Client(client): Client,
     headers: HeaderMap,
+    Origin(origin): Origin,
     JsonBody(b): JsonBody<LoginBody>,
 ) -> Result<Response, ApiError> {
-    actions::login(&s, &client, &headers, b.fields()).await
+    actions::login(&s, &client, &headers, &origin, b.fields()).await
 }
 
 #[utoipa::path(get, path = "/session", tag = "ihome",
@@ -164,6 +168,6 @@ async fn user_profile(State(s): State<AppState>, headers: HeaderMap) -> Result<R
     let user = s.flow.user(data.user_id).await?;
     Ok(envelope::ok(
         messages::OK,
-        Some(envelope::data(&Profile::from(&user))),
+        Some(envelope::data(&Profile::new(&user, s.flow.avatar_url(&user)))),
     ))
 }

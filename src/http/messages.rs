@@ -38,6 +38,11 @@ pub const LOGGED_IN: Msg = msg("登录成功", "Logged in");
 pub const LOGGED_OUT: Msg = msg("已退出", "Logged out");
 pub const VERIFIED: Msg = msg("验证成功", "Code verified");
 pub const PASSWORD_SET: Msg = msg("密码已设置", "Password set");
+pub const PASSWORD_CHANGED: Msg = msg("密码已修改", "Password changed");
+pub const MOBILE_CHANGED: Msg = msg("手机号已修改", "Mobile number changed");
+pub const SESSIONS_ENDED: Msg = msg("会话已结束", "Sessions ended");
+pub const ACCOUNT_DELETED: Msg = msg("账号已注销", "Account deleted");
+pub const SAVED: Msg = msg("保存成功", "Saved");
 
 // ---- transport answers ------------------------------------------------------------
 
@@ -88,6 +93,10 @@ pub fn error_text(e: &FlowError, lang: Lang) -> Cow<'static, str> {
         ),
         FlowError::CodeWrong { .. } => pick("短信验证码错误", "Wrong SMS code"),
         FlowError::MobileTaken => pick("手机号已注册", "This mobile number is already registered"),
+        FlowError::NameTaken => pick("用户名已存在", "This name is taken"),
+        FlowError::IdentitySet => pick("实名信息已设置", "The real-name details are already set"),
+        FlowError::SessionMissing => pick("会话不存在", "No such session"),
+        FlowError::Avatars(_) => pick("头像保存失败", "The avatar could not be stored"),
         FlowError::BadCredentials => pick("用户名或密码错误", "Wrong mobile number or password"),
         FlowError::UserDisabled => pick("用户已被禁用", "This account is disabled"),
         FlowError::UserMissing => pick("用户不存在", "User not found"),
@@ -120,6 +129,24 @@ fn param_text(p: &ParamError, zh: bool) -> Cow<'static, str> {
         ParamError::Nickname => pick(
             "昵称须为1到32个字符，且不含控制字符",
             "The nickname must be 1 to 32 characters, without control characters",
+        ),
+        ParamError::Name => pick(
+            "名称须为1到32个字符，且不含控制字符",
+            "The name must be 1 to 32 characters, without control characters",
+        ),
+        ParamError::Purpose => pick(
+            "验证码用途无效（register、login、reset、change_mobile、confirm）",
+            "Unknown purpose (register, login, reset, change_mobile, confirm)",
+        ),
+        ParamError::IdCard => pick("身份证号码无效", "Invalid ID card number"),
+        ParamError::SessionId => pick("会话编号无效", "Invalid session id"),
+        ParamError::Proof => pick(
+            "请提供密码或确认验证码",
+            "Give your password or a confirmation code",
+        ),
+        ParamError::Image => pick(
+            "头像须为不超过上限的 JPEG、PNG、WebP 或 GIF 图片",
+            "The avatar must be a JPEG, PNG, WebP or GIF image within the size limit",
         ),
     }
 }

@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::client_address::Client;
+use super::client_address::{Client, Origin};
 use super::docs::{Envelope, ImageRefusals, PostRefusals};
 use super::error::ApiError;
 use super::extract::JsonBody;
@@ -69,15 +69,17 @@ struct SmsBody {
 async fn sms_code(
     State(s): State<AppState>,
     Client(client): Client,
+    headers: HeaderMap,
     JsonBody(b): JsonBody<SmsBody>,
 ) -> Result<Response, ApiError> {
     let fields = CodeRequestFields {
         mobile: b.mobile.as_deref(),
+        purpose: None,
         image_code: b.image_code.as_deref(),
         image_code_id: b.image_code_id.as_deref(),
         id_field: "image_code_id",
     };
-    actions::send_code(&s, &client, fields).await
+    actions::send_code(&s, &client, &headers, fields).await
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -99,6 +101,7 @@ struct RegisterBody {
 async fn register(
     State(s): State<AppState>,
     headers: HeaderMap,
+    Origin(origin): Origin,
     JsonBody(b): JsonBody<RegisterBody>,
 ) -> Result<Response, ApiError> {
     let fields = RegistrationFields {
@@ -107,7 +110,7 @@ async fn register(
         password: b.password.as_deref(),
         password2: None,
     };
-    actions::register(&s, &headers, fields).await
+    actions::register(&s, &headers, &origin, fields).await
 }
 
 /// Logs in.
@@ -120,9 +123,10 @@ async fn login(
     State(s): State<AppState>,
     Client(client): Client,
     headers: HeaderMap,
+    Origin(origin): Origin,
     JsonBody(b): JsonBody<LoginBody>,
 ) -> Result<Response, ApiError> {
-    actions::login(&s, &client, &headers, b.fields()).await
+    actions::login(&s, &client, &headers, &origin, b.fields()).await
 }
 
 /// Logs out (the site links to it with GET as well as POST).

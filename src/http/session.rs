@@ -8,7 +8,7 @@ use super::error::ApiError;
 use super::extract::cookie;
 use super::messages::Msg;
 use super::{AppState, envelope};
-use crate::flow::{FlowError, SessionData};
+use crate::flow::{FlowError, SessionData, SessionOrigin};
 use crate::users::User;
 
 pub const SESSION_COOKIE: &str = "session";
@@ -31,19 +31,31 @@ pub async fn current(s: &AppState, headers: &HeaderMap) -> Result<Option<Session
     }
 }
 
+/// The live session of the request, or SESSIONERR; with its id.
+pub async fn required<'h>(
+    s: &AppState,
+    headers: &'h HeaderMap,
+) -> Result<(SessionData, &'h str), FlowError> {
+    let id = session_id(headers).ok_or(FlowError::NotLoggedIn)?;
+    let data = s.flow.session(id).await?.ok_or(FlowError::NotLoggedIn)?;
+    Ok((data, id))
+}
+
 /// Starts a fresh session for `user` (a pre-login id is never reused: the
-/// old one is ended) and answers OK with the cookie.
+/// old one is ended) and answers OK with the cookie and `data`.
 pub async fn logged_in(
     s: &AppState,
     headers: &HeaderMap,
+    origin: &SessionOrigin,
     user: &User,
     msg: Msg,
+    data: Option<serde_json::Value>,
 ) -> Result<Response, ApiError> {
     if let Some(old) = session_id(headers) {
         s.flow.end_session(old).await?;
     }
-    let id = s.flow.start_session(user).await?;
-    let mut resp = envelope::ok(msg, None);
+    let id = s.flow.start_session(user, origin).await?;
+    let mut resp = envelope::ok(msg, data);
     set(&mut resp, &id, s.cookies);
     Ok(resp)
 }

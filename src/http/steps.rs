@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::client_address::Client;
+use super::client_address::{Client, Origin};
 use super::docs::{StepsAnswers, StepsReply};
 use super::envelope::{data, steps_ok};
 use super::error::{self, ApiError, Wire};
@@ -20,6 +20,7 @@ use super::extract::JsonBody;
 use super::wire::{LoginBody, Profile};
 use super::{AppState, messages};
 use crate::flow::input::{self, present};
+use crate::domain::Purpose;
 use crate::flow::{CodeRequest, CodeRequestFields, FlowError, StepsClient};
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -53,18 +54,20 @@ async fn step1(
     let request = if s.steps_require_captcha {
         s.flow.inputs().code_request(CodeRequestFields {
             mobile: b.phone_number.as_deref(),
+            purpose: None,
             image_code: b.image_code.as_deref(),
             image_code_id: b.image_code_id.as_deref(),
             id_field: "image_code_id",
         })?
     } else {
         CodeRequest {
-            mobile: s.flow.inputs().mobile(b.phone_number.as_deref())?,
+            mobile: Some(s.flow.inputs().mobile(b.phone_number.as_deref())?),
+            purpose: Purpose::Register,
             captcha: None,
         }
     };
     s.flow
-        .request_code(&request, &client, Wire::current().lang)
+        .request_code(&request, None, &client, Wire::current().lang)
         .await?;
     Ok(steps_ok(messages::SENT, None))
 }
@@ -145,7 +148,7 @@ async fn step4(
     let user = s.flow.steps_finish(&mobile, nickname, &by).await?;
     Ok(steps_ok(
         messages::REGISTERED,
-        Some(("data", data(&Profile::from(&user)))),
+        Some(("data", data(&Profile::new(&user, s.flow.avatar_url(&user))))),
     ))
 }
 
@@ -163,6 +166,7 @@ struct StepsLoginBody {
 async fn login(
     State(s): State<AppState>,
     Client(client): Client,
+    Origin(origin): Origin,
     JsonBody(b): JsonBody<StepsLoginBody>,
 ) -> Result<Response, ApiError> {
     let credentials = LoginBody {
@@ -171,7 +175,7 @@ async fn login(
     };
     let credentials = s.flow.inputs().credentials(credentials.fields())?;
     let user = s.flow.login(&credentials, &client).await?;
-    let token = s.flow.start_session(&user).await?;
+    let token = s.flow.start_session(&user, &origin).await?;
     Ok(steps_ok(
         messages::LOGGED_IN,
         Some(("token", Value::String(token))),
@@ -202,7 +206,7 @@ async fn user(State(s): State<AppState>, headers: HeaderMap) -> Result<Response,
     let user = s.flow.user(session.user_id).await?;
     Ok(steps_ok(
         messages::OK,
-        Some(("data", data(&Profile::from(&user)))),
+        Some(("data", data(&Profile::new(&user, s.flow.avatar_url(&user))))),
     ))
 }
 

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
 use serde::Deserialize;
@@ -60,13 +61,15 @@ struct SmsBody {
 async fn sms_code(
     State(s): State<AppState>,
     Client(client): Client,
+    headers: HeaderMap,
     JsonBody(b): JsonBody<SmsBody>,
 ) -> Result<Response, ApiError> {
     let fields = CodeRequestFields {
         mobile: b.mobile.as_deref(),
+        purpose: None,
         image_code: b.image_code.as_deref(),
         image_code_id: b.uuid.as_deref(),
         id_field: "uuid",
     };
-    actions::send_code(&s, &client, fields).await
+    actions::send_code(&s, &client, &headers, fields).await
 }

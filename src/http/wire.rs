@@ -39,13 +39,14 @@ pub struct Profile {
     pub create_time: String,
 }
 
-impl From<&User> for Profile {
-    fn from(user: &User) -> Self {
+impl Profile {
+    /// `avatar`: the address of the user's avatar ([`crate::flow::Flow::avatar_url`]).
+    pub fn new(user: &User, avatar: Option<String>) -> Self {
         Self {
             user_id: user.id,
             name: user.name.clone(),
             mobile: user.mobile.display(),
-            avatar: user.avatar_url.clone(),
+            avatar,
             // Formatting a stored time as RFC 3339 cannot fail for the
             // years a user row can hold.
             create_time: user.created_at.format(&Rfc3339).unwrap_or_default(),

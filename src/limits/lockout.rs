@@ -168,6 +168,13 @@ impl Limits {
     /// guessing many numbers).
     pub async fn login_succeeded(&self, ticket: LoginTicket, mobile: &Mobile) {
         self.release_login(ticket).await;
+        self.clear_login_failures(mobile).await;
+    }
+
+    /// The owner proved the number another way (a right SMS code): its
+    /// failed logins are forgotten. A failure is logged; the count then
+    /// ends with its window.
+    pub async fn clear_login_failures(&self, mobile: &Mobile) {
         if let Err(e) = self
             .store
             .delete(&keys::login_failures_mobile(mobile))

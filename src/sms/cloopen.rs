@@ -112,7 +112,7 @@ impl SmsSender for Cloopen {
             "to": http::vendor_number(msg.mobile),
             "appId": self.cfg.app_id,
             "templateId": self.cfg.template_id,
-            "datas": [msg.code, msg.ttl_minutes.to_string()],
+            "datas": [msg.template_code(self.name())?, msg.ttl_minutes.to_string()],
         });
         let req = self
             .at

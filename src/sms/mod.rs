@@ -23,9 +23,13 @@ pub struct SmsMessage<'a> {
     pub code: &'a str,
     pub ttl_minutes: u64,
     pub lang: Lang,
+    /// Not a code: the enumeration-safe mode's "someone tried to register
+    /// your number" notice (`code` is unused). Vendors that send only
+    /// templates have no template for it yet and refuse it.
+    pub notice: bool,
 }
 
-impl SmsMessage<'_> {
+impl<'a> SmsMessage<'a> {
     /// `text` with this message's code and every spelling of its number
     /// hidden: vendors echo both in answers and error messages, which end up
     /// in logs and on the operator's terminal.
@@ -38,9 +42,28 @@ impl SmsMessage<'_> {
             .replace(&self.mobile.display(), &masked)
     }
 
+    /// The code, for vendors that send templates; a notice has no template
+    /// there yet and is refused as a configuration matter.
+    pub fn template_code(&self, provider: &'static str) -> Result<&'a str, SmsError> {
+        if self.notice {
+            return Err(SmsError {
+                provider,
+                kind: SmsErrorKind::Config,
+                detail: "no template for notices".into(),
+            });
+        }
+        Ok(self.code)
+    }
+
     /// The text for providers that send free text (vendors with templates
     /// send only the code and minutes).
     pub fn text(&self) -> String {
+        if self.notice {
+            return match self.lang {
+                Lang::Zh => "有人尝试用您的手机号注册账号。如果不是您本人操作，请忽略此短信。".to_owned(),
+                Lang::En => "Someone tried to sign up with your number. If it was not you, ignore this message.".to_owned(),
+            };
+        }
         match self.lang {
             Lang::Zh => format!(
                 "您的验证码是{}，{}分钟内有效。请勿告诉他人。",
@@ -236,6 +259,7 @@ mod tests {
                 code: "123456",
                 ttl_minutes: 5,
                 lang: Lang::Zh,
+                notice: false,
             })
             .await
     }
@@ -248,6 +272,7 @@ mod tests {
             code: "654321",
             ttl_minutes: 5,
             lang: Lang::En,
+            notice: false,
         };
         let out = msg.scrub("To +8613812345678 (8613812345678, 13812345678): code 654321");
         assert_eq!(

@@ -169,7 +169,7 @@ impl SmsSender for Tencent {
             "SmsSdkAppId": self.cfg.sdk_app_id,
             "SignName": self.cfg.sign_name,
             "TemplateId": self.cfg.template_id,
-            "TemplateParamSet": [msg.code, msg.ttl_minutes.to_string()],
+            "TemplateParamSet": [msg.template_code(self.name())?, msg.ttl_minutes.to_string()],
         })
         .to_string();
         let ts = i64::try_from(self.at.clock.now_ms() / 1000).unwrap_or_default();

@@ -125,7 +125,11 @@ impl SmsSender for Twilio {
                 self.cfg.account_sid
             ),
         );
-        let body = message_text(&self.cfg, msg.code, msg.ttl_minutes, msg.lang);
+        let body = if msg.notice {
+            msg.text()
+        } else {
+            message_text(&self.cfg, msg.code, msg.ttl_minutes, msg.lang)
+        };
         let sender = if self.cfg.messaging_service_sid.is_empty() {
             ("From", self.cfg.from.as_str())
         } else {

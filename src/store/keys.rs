@@ -1,14 +1,21 @@
 //! Every key the flow writes. Keys about one mobile number share the hash tag
 //! `{<E.164>}` so that, on Redis Cluster, they live in one slot.
 
-use crate::domain::{CaptchaId, Mobile};
+use crate::domain::{CaptchaId, Mobile, Purpose};
 
 pub fn captcha(id: &CaptchaId) -> String {
     format!("captcha:{{{}}}", id.as_str())
 }
 
-pub fn sms_code(m: &Mobile) -> String {
-    format!("sms:{{{}}}:code", m.e164())
+/// The live code of one purpose (SPEC §9: the purpose is in the key).
+pub fn sms_code(m: &Mobile, purpose: Purpose) -> String {
+    format!("sms:{{{}}}:code:{purpose}", m.e164())
+}
+
+/// The "someone tried to register your number" notice of the
+/// enumeration-safe mode: at most one a day.
+pub fn taken_notice(m: &Mobile) -> String {
+    format!("sms:{{{}}}:notice", m.e164())
 }
 
 pub fn sms_cooldown(m: &Mobile) -> String {

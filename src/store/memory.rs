@@ -314,6 +314,19 @@ impl KvStore for MemoryStore {
         })
     }
 
+    async fn replace(&self, key: &str, value: &[u8]) -> Result<bool, StoreError> {
+        self.with_entry(key, |existing, _| match existing {
+            Some(e) => {
+                let e = Entry {
+                    value: Value::Bytes(value.to_vec()),
+                    expires_at_ms: e.expires_at_ms,
+                };
+                (Update::Put(e), true)
+            }
+            None => (Update::Keep, false),
+        })
+    }
+
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         self.with_entry(key, |existing, _| match existing {
             Some(Entry {

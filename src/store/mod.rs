@@ -75,6 +75,10 @@ pub trait KvStore: Send + Sync + 'static {
         ttl: Duration,
     ) -> Result<Option<Duration>, StoreError>;
 
+    /// Replaces the value of a key that exists, keeping its expiry; a
+    /// missing key stays missing. `true`: replaced.
+    async fn replace(&self, key: &str, value: &[u8]) -> Result<bool, StoreError>;
+
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
 
     /// Reads and deletes in one step: of concurrent callers at most one gets

@@ -714,6 +714,23 @@ impl KvStore for RedisStore {
         Ok((stored == 0).then(|| Duration::from_millis(pttl.max(0) as u64)))
     }
 
+    async fn replace(&self, key: &str, value: &[u8]) -> Result<bool, StoreError> {
+        let k = &self.key(key);
+        // Writing the same value twice cannot matter.
+        let reply: Option<String> = self
+            .run(Resend::Safe, |mut c| async move {
+                redis::cmd("SET")
+                    .arg(k)
+                    .arg(value)
+                    .arg("XX")
+                    .arg("KEEPTTL")
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(reply.is_some())
+    }
+
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let k = &self.key(key);
         self.run(Resend::Safe, |mut c| async move {

@@ -21,6 +21,9 @@ pub struct User {
     pub avatar_url: Option<String>,
     pub disabled: bool,
     pub created_at: OffsetDateTime,
+    pub real_name: Option<String>,
+    /// The ID number as it may be shown (`110105********1234`).
+    pub id_card_masked: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -31,10 +34,33 @@ pub struct NewUser {
     pub created_at: OffsetDateTime,
 }
 
+/// One change to a user row ([`UserRepo::update`]).
+#[derive(Debug, Clone, Copy)]
+pub enum UserChange<'a> {
+    Password(&'a str),
+    /// A new number; with `rename: Some((old, new))` the name follows the
+    /// number when it is still `old` (the default name, the old number).
+    Mobile {
+        mobile: &'a Mobile,
+        rename: Option<(&'a str, &'a str)>,
+    },
+    Name(&'a str),
+    Avatar(Option<&'a str>),
+    /// Recorded once: a user that has a real name already is not changed.
+    Identity {
+        real_name: &'a str,
+        /// The ID number encrypted under the server secret.
+        sealed: &'a str,
+        masked: &'a str,
+    },
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum RepoError {
     #[error("a user with this mobile number exists")]
     Duplicate,
+    #[error("a user with this name exists")]
+    NameTaken,
     #[error("database unavailable: {0}")]
     Unavailable(String),
     #[error("stored row is corrupt: {0}")]
@@ -48,6 +74,12 @@ pub trait UserRepo: Send + Sync + 'static {
     async fn create(&self, new: &NewUser) -> Result<User, RepoError>;
     async fn by_mobile(&self, mobile: &Mobile) -> Result<Option<User>, RepoError>;
     async fn by_id(&self, id: i64) -> Result<Option<User>, RepoError>;
+    /// Applies one change; `Ok(false)` when no row changed (no such user, or
+    /// an identity recorded already). Unique constraints answer `Duplicate`
+    /// (mobile) and `NameTaken`, also under races.
+    async fn update(&self, id: i64, change: UserChange<'_>) -> Result<bool, RepoError>;
+    /// Deletes the user; the row as it was, or `None` when there was none.
+    async fn delete(&self, id: i64) -> Result<Option<User>, RepoError>;
     async fn ping(&self) -> Result<(), RepoError>;
     /// Applies pending migrations.
     async fn migrate(&self) -> Result<(), RepoError>;

@@ -5,13 +5,13 @@
 use sqlx::FromRow;
 use time::OffsetDateTime;
 
-use super::{RepoError, User};
+use super::{RepoError, User, UserChange};
 use crate::domain::Mobile;
 
 /// The columns every query selects, in [`UserRow`]'s order.
 macro_rules! user_columns {
     () => {
-        "id, mobile, name, password_hash, avatar_url, disabled, created_at"
+        "id, mobile, name, password_hash, avatar_url, disabled, created_at, real_name, id_card_masked"
     };
 }
 pub(super) use user_columns;
@@ -27,6 +27,8 @@ pub(super) struct UserRow {
     avatar_url: Option<String>,
     disabled: bool,
     created_at: OffsetDateTime,
+    real_name: Option<String>,
+    id_card_masked: Option<String>,
 }
 
 impl TryFrom<UserRow> for User {
@@ -41,6 +43,8 @@ impl TryFrom<UserRow> for User {
             avatar_url: r.avatar_url,
             disabled: r.disabled,
             created_at: r.created_at,
+            real_name: r.real_name,
+            id_card_masked: r.id_card_masked,
         })
     }
 }
@@ -62,10 +66,69 @@ pub(super) fn done<T>(r: Result<T, sqlx::Error>) -> Result<(), RepoError> {
 
 pub(super) fn map_err(e: sqlx::Error) -> RepoError {
     match &e {
-        sqlx::Error::Database(db) if db.is_unique_violation() => RepoError::Duplicate,
+        // PostgreSQL names the constraint; SQLite names the column.
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            if db.constraint() == Some("users_name_key") || db.message().contains("users.name") {
+                RepoError::NameTaken
+            } else {
+                RepoError::Duplicate
+            }
+        }
         _ => unavailable(e),
     }
 }
+
+/// A value bound to a statement of [`change`].
+pub(super) enum Bind<'a> {
+    Int(i64),
+    Text(&'a str),
+}
+
+/// The statement of one [`UserChange`] and its values, in `$n` placeholders
+/// (which SQLite reads as well as PostgreSQL). `$1` is always the user id.
+pub(super) fn change<'a>(id: i64, c: &UserChange<'a>) -> (&'static str, Vec<Bind<'a>>) {
+    use Bind::{Int, Text};
+    match *c {
+        UserChange::Password(hash) => (
+            "UPDATE users SET password_hash = $2 WHERE id = $1",
+            vec![Int(id), Text(hash)],
+        ),
+        UserChange::Mobile { mobile, rename } => {
+            let (from, to) = rename.unwrap_or(("", ""));
+            (
+                "UPDATE users SET mobile = $2, \
+                 name = CASE WHEN name = $3 THEN $4 ELSE name END WHERE id = $1",
+                vec![Int(id), Text(mobile.e164()), Text(from), Text(to)],
+            )
+        }
+        UserChange::Name(name) => (
+            "UPDATE users SET name = $2 WHERE id = $1",
+            vec![Int(id), Text(name)],
+        ),
+        UserChange::Avatar(avatar) => match avatar {
+            Some(a) => (
+                "UPDATE users SET avatar_url = $2 WHERE id = $1",
+                vec![Int(id), Text(a)],
+            ),
+            None => ("UPDATE users SET avatar_url = NULL WHERE id = $1", vec![Int(id)]),
+        },
+        UserChange::Identity {
+            real_name,
+            sealed,
+            masked,
+        } => (
+            "UPDATE users SET real_name = $2, id_card_sealed = $3, id_card_masked = $4 \
+             WHERE id = $1 AND real_name IS NULL",
+            vec![Int(id), Text(real_name), Text(sealed), Text(masked)],
+        ),
+    }
+}
+
+/// Deletes a user and returns the row as it was.
+pub(super) const DELETE: &str = concat!(
+    "DELETE FROM users WHERE id = $1 RETURNING ",
+    user_columns!()
+);
 
 pub(super) fn unavailable(e: impl std::fmt::Display) -> RepoError {
     RepoError::Unavailable(e.to_string())

@@ -10,7 +10,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use time::format_description::well_known::Rfc3339;
 
 use super::rows::{self, unavailable, user_columns};
-use super::{NewUser, RepoError, User, UserRepo};
+use super::rows::Bind;
+use super::{NewUser, RepoError, User, UserChange, UserRepo};
 use crate::domain::Mobile;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -96,6 +97,24 @@ impl UserRepo for SqliteUserRepo {
                 .fetch_optional(&self.pool)
                 .await,
         )
+    }
+
+    async fn update(&self, id: i64, change: UserChange<'_>) -> Result<bool, RepoError> {
+        let (sql, binds) = rows::change(id, &change);
+        let mut q = sqlx::query(sql);
+        for b in binds {
+            q = match b {
+                Bind::Int(i) => q.bind(i),
+                Bind::Text(t) => q.bind(t),
+            };
+        }
+        let done = q.execute(&self.pool).await.map_err(rows::map_err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn delete(&self, id: i64) -> Result<Option<User>, RepoError> {
+        let q = sqlx::query_as(rows::DELETE).bind(id);
+        rows::optional(q.fetch_optional(&self.pool).await)
     }
 
     async fn ping(&self) -> Result<(), RepoError> {

@@ -15,7 +15,7 @@ use phoneauth::sms::{SmsError, SmsErrorKind, SmsMessage, SmsReceipt, SmsSender, 
 use phoneauth::store::{
     CodeCheck, CodeClaim, Counter, IndexAdd, KvStore, MemoryStore, SharedStore, StoreError,
 };
-use phoneauth::users::{self, NewUser, RepoError, SharedUserRepo, User, UserRepo};
+use phoneauth::users::{self, NewUser, RepoError, SharedUserRepo, User, UserChange, UserRepo};
 use phoneauth::{App, Overrides};
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
@@ -60,6 +60,7 @@ pub fn test_config(dir: &TempDir) -> Config {
     c.server.admin_listen =
         phoneauth::config::AdminListen(Some("127.0.0.1:0".parse().expect("addr")));
     c.database.url = format!("sqlite://{}", dir.0.join("test.db").display());
+    c.avatars.store = format!("file://{}", dir.0.join("avatars").display());
     c.dev.expose_secrets = true;
     c.password.argon2_memory_kib = 256;
     c.password.argon2_iterations = 1;
@@ -482,6 +483,14 @@ impl UserRepo for FlakyUsers {
     async fn by_id(&self, id: i64) -> Result<Option<User>, RepoError> {
         self.check()?;
         self.inner.by_id(id).await
+    }
+    async fn update(&self, id: i64, change: UserChange<'_>) -> Result<bool, RepoError> {
+        self.check()?;
+        self.inner.update(id, change).await
+    }
+    async fn delete(&self, id: i64) -> Result<Option<User>, RepoError> {
+        self.check()?;
+        self.inner.delete(id).await
     }
     async fn ping(&self) -> Result<(), RepoError> {
         self.check()?;
