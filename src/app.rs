@@ -137,6 +137,7 @@ impl App {
                     trusted: TrustedProxies(Arc::new(config.server.trusted_proxies.0.clone())),
                 },
                 max_body_bytes: config.server.max_body_bytes,
+                upload_max_bytes: config.avatars.max_bytes.saturating_add(64 * 1024),
                 body_timeout: config.server.body_timeout.0,
                 backend_deadline: config.server.backend_deadline.0,
                 dev_hooks: config.dev.expose_secrets,

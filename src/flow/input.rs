@@ -119,10 +119,19 @@ impl InputRules {
 
     pub fn credentials(&self, f: CredentialFields<'_>) -> Result<Credentials, FlowError> {
         let mobile = self.mobile(f.mobile)?;
-        let raw = present(f.password, "password")?;
-        let password =
-            Password::for_login(raw, &self.password).ok_or(ParamError::Missing("password"))?;
+        let password = self.login_password(f.password, "password")?;
         Ok(Credentials { mobile, password })
+    }
+
+    /// A password being checked (not set): any length the policy could
+    /// have allowed.
+    pub fn login_password(
+        &self,
+        raw: Option<&str>,
+        field: &'static str,
+    ) -> Result<Password, FlowError> {
+        let raw = present(raw, field)?;
+        Password::for_login(raw, &self.password).ok_or(ParamError::Missing(field).into())
     }
 
     pub fn mobile(&self, raw: Option<&str>) -> Result<Mobile, FlowError> {

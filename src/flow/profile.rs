@@ -70,6 +70,11 @@ impl Flow {
         user.avatar_url.as_deref().map(|name| self.avatars.url(name))
     }
 
+    /// The largest avatar accepted, in bytes.
+    pub fn avatar_limit(&self) -> usize {
+        self.avatars.max_bytes
+    }
+
     /// The folder `/avatars/` serves, for a file store.
     pub fn avatar_dir(&self) -> Option<&std::path::Path> {
         self.avatars.local_dir()

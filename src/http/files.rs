@@ -198,6 +198,35 @@ pub fn hosted(static_dir: Option<Folder>, pages_dir: Option<Folder>) -> Router<A
     r
 }
 
+/// Avatars of a file store at `/avatars/<name>`: only names phoneauth
+/// gave (random hex and an image extension), served as the image type of
+/// that extension and never sniffed as anything else.
+pub fn avatars(dir: PathBuf) -> Router<AppState> {
+    let dir = Arc::new(dir);
+    Router::new().route(
+        "/avatars/{name}",
+        get(move |UrlPath(name): UrlPath<String>| {
+            let dir = dir.clone();
+            async move {
+                let Some(kind) = crate::avatars::kind_of_name(&name) else {
+                    return not_found();
+                };
+                match tokio::fs::read(dir.join(&name)).await {
+                    Ok(bytes) => {
+                        let mut resp = bytes.into_response();
+                        let h = resp.headers_mut();
+                        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(kind.content_type));
+                        h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+                        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=86400"));
+                        resp
+                    }
+                    Err(_) => not_found(),
+                }
+            }
+        }),
+    )
+}
+
 fn readable(m: &Method) -> bool {
     *m == Method::GET || *m == Method::HEAD
 }

@@ -14,15 +14,17 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::client_address::{Client, Origin};
-use super::docs::{Envelope, ImageRefusals, PostRefusals, ProfileReply, SessionReply};
+use super::docs::{Envelope, ImageRefusals, PostRefusals, SessionReply};
 use super::error::ApiError;
 use super::extract::JsonBody;
-use super::wire::{LoginBody, Profile, SessionInfo};
-use super::{AppState, actions, envelope, messages, session};
+use super::wire::{LoginBody, SessionInfo};
+use super::{AppState, actions, envelope, session};
 use crate::domain::Errno;
-use crate::flow::{CodeRequestFields, FlowError, ParamError, RegistrationFields};
+use crate::flow::{CodeRequestFields, ParamError, RegistrationFields};
 
-pub fn routes() -> OpenApiRouter<AppState> {
+/// The canonical routes with the account routes of SPEC §9
+/// (`super::account`); `upload_limit` bounds an avatar upload's body.
+pub fn routes(upload_limit: usize) -> OpenApiRouter<AppState> {
     let api = || {
         OpenApiRouter::new()
             .routes(routes!(image_code))
@@ -30,7 +32,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
             .routes(routes!(register))
             .routes(routes!(login))
             .routes(routes!(current_session, logout))
-            .routes(routes!(user_profile))
+            .merge(super::account::routes(upload_limit))
     };
     OpenApiRouter::new()
         .nest("/api/v1.0", api())
@@ -156,18 +158,4 @@ async fn current_session(
     ))]
 async fn logout(State(s): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     actions::logout(&s, &headers).await
-}
-
-/// The logged-in user's profile.
-#[utoipa::path(get, path = "/user", tag = "ihome",
-    responses((status = 200, description = "OK with the profile, or SESSIONERR, USERERR, DBERR", body = ProfileReply)))]
-async fn user_profile(State(s): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
-    let data = session::current(&s, &headers)
-        .await?
-        .ok_or(FlowError::NotLoggedIn)?;
-    let user = s.flow.user(data.user_id).await?;
-    Ok(envelope::ok(
-        messages::OK,
-        Some(envelope::data(&Profile::new(&user, s.flow.avatar_url(&user)))),
-    ))
 }

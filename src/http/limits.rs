@@ -19,16 +19,26 @@ use crate::domain::Errno;
 #[derive(Debug, Clone, Copy)]
 pub struct BodyRules {
     pub max_bytes: usize,
+    /// The bound of an avatar upload, the one body that may be larger.
+    pub upload_max_bytes: usize,
     pub timeout: Duration,
 }
 
+/// The avatar upload route (under either API prefix).
+pub const UPLOAD_PATH_SUFFIX: &str = "/users/avatar";
+
 pub async fn layer(State(rules): State<BodyRules>, mut req: Request, next: Next) -> Response {
+    let max_bytes = if req.uri().path().ends_with(UPLOAD_PATH_SUFFIX) {
+        rules.upload_max_bytes
+    } else {
+        rules.max_bytes
+    };
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|n| n > rules.max_bytes as u64) {
+    if declared.is_some_and(|n| n > max_bytes as u64) {
         return too_large();
     }
     req.extensions_mut()

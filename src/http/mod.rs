@@ -7,6 +7,7 @@
 //! timeouts and body bounds in `limits` (connections: `crate::server`),
 //! request logs in `trace`, shared request and reply types in `wire`.
 
+mod account;
 mod actions;
 mod client_address;
 mod csrf;
@@ -86,6 +87,9 @@ pub(crate) fn test_headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
 pub struct RouterOptions {
     pub csrf: CsrfPolicy,
     pub max_body_bytes: usize,
+    /// The body bound of an avatar upload: `avatars.max_bytes` and room
+    /// for the form around it.
+    pub upload_max_bytes: usize,
     /// `server.body_timeout`: the whole body must arrive within it.
     pub body_timeout: std::time::Duration,
     /// `server.backend_deadline`: each request's time for the store and
@@ -110,7 +114,7 @@ pub enum Pages {
 
 pub fn router(state: AppState, opts: RouterOptions) -> Router {
     let mut api = OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .merge(ihome::routes())
+        .merge(ihome::routes(opts.upload_max_bytes))
         .routes(routes!(healthz))
         .routes(routes!(readyz));
     for set in &opts.route_sets {
@@ -138,6 +142,9 @@ pub fn router(state: AppState, opts: RouterOptions) -> Router {
     if opts.dev_hooks {
         app = app.merge(dev::routes());
     }
+    if let Some(dir) = state.flow.avatar_dir() {
+        app = app.merge(files::avatars(dir.to_path_buf()));
+    }
     app = match opts.pages {
         Pages::Builtin => app.merge(files::builtin()),
         Pages::Hosted {
@@ -152,6 +159,7 @@ pub fn router(state: AppState, opts: RouterOptions) -> Router {
         .layer(middleware::from_fn_with_state(
             limits::BodyRules {
                 max_bytes: opts.max_body_bytes,
+                upload_max_bytes: opts.upload_max_bytes,
                 timeout: opts.body_timeout,
             },
             limits::layer,
@@ -180,6 +188,7 @@ pub fn router(state: AppState, opts: RouterOptions) -> Router {
     ),
     tags(
         (name = "ihome", description = "The canonical API, always on (also under /api/v1_0)"),
+        (name = "accounts", description = "The life of an account (SPEC §9), on the canonical API"),
         (name = "passport", description = "The news site's /passport API (compat.routes)"),
         (name = "validate", description = "uuid-keyed captcha and SMS code (compat.routes)"),
         (name = "steps", description = "The four-step mobile-app registration (compat.routes)"),

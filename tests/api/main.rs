@@ -3,7 +3,9 @@
 mod backend_conformance;
 mod backends;
 mod bad_input;
+mod accounts;
 mod browser;
+mod browser_accounts;
 mod captcha;
 mod cli;
 mod code_hold;

@@ -41,6 +41,7 @@ async fn send(p: &dyn SmsSender) -> Result<SmsReceipt, SmsError> {
         code: "123456",
         ttl_minutes: 5,
         lang: Lang::Zh,
+        notice: false,
     })
     .await
 }

@@ -186,6 +186,43 @@ impl Browser {
         .await
     }
 
+    /// An attribute as the page's markup has it (`None` when absent).
+    pub async fn attribute(&self, css: &str, name: &str) -> Option<String> {
+        let e = self.element(css).await;
+        self.call(
+            reqwest::Method::GET,
+            &format!("/element/{e}/attribute/{name}"),
+            None,
+        )
+        .await
+        .as_str()
+        .map(str::to_owned)
+    }
+
+    /// Whether the element is shown to a person.
+    pub async fn displayed(&self, css: &str) -> bool {
+        let e = self.element(css).await;
+        self.call(
+            reqwest::Method::GET,
+            &format!("/element/{e}/displayed"),
+            None,
+        )
+        .await
+        .as_bool()
+        .unwrap_or(false)
+    }
+
+    /// Chooses a file in an `<input type="file">`, as its dialog would.
+    pub async fn choose_file(&self, css: &str, path: &std::path::Path) {
+        let e = self.element(css).await;
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{e}/value"),
+            Some(json!({ "text": path.display().to_string() })),
+        )
+        .await;
+    }
+
     /// Runs `script` in the page and returns its value.
     pub async fn exec(&self, script: &str) -> Value {
         self.call(

@@ -462,6 +462,7 @@
     $("end-others").addEventListener("click", async () => {
       if (await submit(sessionsMsg, "DELETE", "/api/v1.0/user/sessions")) sessionsMsg.ok(t("sessions.ended"));
       await loadSessions();
+      if ($("end-others").disabled) $("sessions-heading").focus();
     });
 
     const deleteMsg = messages("delete-error");
