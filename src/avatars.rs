@@ -51,7 +51,21 @@ pub fn sniff(bytes: &[u8]) -> Option<ImageKind> {
         [0xFF, 0xD8, 0xFF, ..] => Some(JPEG),
         [0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, ..] => Some(PNG),
         [b'G', b'I', b'F', b'8', b'7' | b'9', b'a', ..] => Some(GIF),
-        [b'R', b'I', b'F', b'F', _, _, _, _, b'W', b'E', b'B', b'P', ..] => Some(WEBP),
+        [
+            b'R',
+            b'I',
+            b'F',
+            b'F',
+            _,
+            _,
+            _,
+            _,
+            b'W',
+            b'E',
+            b'B',
+            b'P',
+            ..,
+        ] => Some(WEBP),
         _ => None,
     }
 }
@@ -100,8 +114,8 @@ impl Avatars {
         };
         std::fs::create_dir_all(&dir)
             .map_err(|e| format!("avatars.store: cannot create {}: {e}", dir.display()))?;
-        let objects = LocalFileSystem::new_with_prefix(&dir)
-            .map_err(|e| format!("avatars.store: {e}"))?;
+        let objects =
+            LocalFileSystem::new_with_prefix(&dir).map_err(|e| format!("avatars.store: {e}"))?;
         let public_url = if cfg.public_url.is_empty() {
             "/avatars/".to_owned()
         } else {
@@ -153,16 +167,18 @@ impl Avatars {
     /// Stores an image under a fresh random name and returns the name.
     pub async fn put(&self, bytes: Vec<u8>, kind: ImageKind) -> Result<String, AvatarError> {
         let name = format!("{}.{}", secret::random_hex(16), kind.extension);
+        // A bucket serves the type it was given; a folder is served by
+        // name (`/avatars/`), and its store takes no attributes.
         let mut attributes = Attributes::new();
-        attributes.insert(Attribute::ContentType, kind.content_type.into());
+        if self.local_dir.is_none() {
+            attributes.insert(Attribute::ContentType, kind.content_type.into());
+        }
         let opts = PutOptions {
             attributes,
             ..PutOptions::default()
         };
         let path = self.path(&name);
-        let put = self
-            .objects
-            .put_opts(&path, PutPayload::from(bytes), opts);
+        let put = self.objects.put_opts(&path, PutPayload::from(bytes), opts);
         match tokio::time::timeout(STORE_TIMEOUT, put).await {
             Ok(Ok(_)) => Ok(name),
             Ok(Err(e)) => Err(AvatarError::Storage(e.to_string())),
@@ -240,13 +256,37 @@ mod tests {
         assert_eq!(kind_of_name(&format!("{}.png", "A".repeat(32))), None);
     }
 
+    #[tokio::test]
+    async fn a_file_store_keeps_replaces_and_deletes_avatars() {
+        let dir = std::env::temp_dir().join(format!("phoneauth-avatars-{}", secret::random_hex(6)));
+        let cfg = AvatarsConfig {
+            store: format!("file://{}", dir.display()),
+            ..AvatarsConfig::default()
+        };
+        let avatars = Avatars::from_config(&cfg, "sqlite://x.db").expect("store");
+        let name = avatars.put(b"GIF89a..".to_vec(), GIF).await.expect("put");
+        assert_eq!(kind_of_name(&name), Some(GIF));
+        assert_eq!(std::fs::read(dir.join(&name)).expect("file"), b"GIF89a..");
+        assert_eq!(avatars.url(&name), format!("/avatars/{name}"));
+        avatars.delete(&name).await.expect("delete");
+        assert!(!dir.join(&name).exists());
+        avatars
+            .delete(&name)
+            .await
+            .expect("deleting a deleted one is fine");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
     #[test]
     fn the_default_folder_is_beside_an_sqlite_database() {
         assert_eq!(
             default_dir("sqlite:///var/lib/phoneauth/phoneauth.db?mode=rwc"),
             PathBuf::from("/var/lib/phoneauth/avatars")
         );
-        assert_eq!(default_dir("sqlite://phoneauth.db"), PathBuf::from("avatars"));
+        assert_eq!(
+            default_dir("sqlite://phoneauth.db"),
+            PathBuf::from("avatars")
+        );
         assert_eq!(default_dir("postgres://db/x"), PathBuf::from("avatars"));
     }
 }

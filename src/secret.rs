@@ -93,28 +93,39 @@ impl ServerSecret {
     pub fn seal(&self, purpose: &str, plain: &[u8]) -> Result<String, SealError> {
         use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, UnboundKey};
         let key = self.mac("seal-key", &[purpose.as_bytes()]);
-        let key = LessSafeKey::new(UnboundKey::new(&CHACHA20_POLY1305, &key).map_err(|_| SealError)?);
+        let key =
+            LessSafeKey::new(UnboundKey::new(&CHACHA20_POLY1305, &key).map_err(|_| SealError)?);
         let mut nonce = [0u8; 12];
         rand::rng().fill_bytes(&mut nonce);
         let mut sealed = plain.to_vec();
-        key.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(purpose), &mut sealed)
-            .map_err(|_| SealError)?;
+        key.seal_in_place_append_tag(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(purpose),
+            &mut sealed,
+        )
+        .map_err(|_| SealError)?;
         let mut out = nonce.to_vec();
         out.extend_from_slice(&sealed);
-        Ok(base64::Engine::encode(&base64::engine::general_purpose::STANDARD, out))
+        Ok(base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            out,
+        ))
     }
 
     /// Reverses [`ServerSecret::seal`]; `None` when the text was not sealed
     /// for `purpose` under this secret.
     pub fn open(&self, purpose: &str, sealed: &str) -> Option<Vec<u8>> {
         use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, UnboundKey};
-        let raw = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, sealed).ok()?;
+        let raw =
+            base64::Engine::decode(&base64::engine::general_purpose::STANDARD, sealed).ok()?;
         let (nonce, body) = (raw.get(..12)?, raw.get(12..)?);
         let key = self.mac("seal-key", &[purpose.as_bytes()]);
         let key = LessSafeKey::new(UnboundKey::new(&CHACHA20_POLY1305, &key).ok()?);
         let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
         let mut body = body.to_vec();
-        let plain = key.open_in_place(nonce, Aad::from(purpose), &mut body).ok()?;
+        let plain = key
+            .open_in_place(nonce, Aad::from(purpose), &mut body)
+            .ok()?;
         Some(plain.to_vec())
     }
 }
@@ -181,11 +192,17 @@ mod tests {
         let a = ServerSecret::generate();
         let sealed = a.seal("id-card", b"11010519491231002X").expect("sealed");
         assert!(!sealed.contains("19491231"));
-        assert_eq!(a.open("id-card", &sealed).as_deref(), Some(&b"11010519491231002X"[..]));
+        assert_eq!(
+            a.open("id-card", &sealed).as_deref(),
+            Some(&b"11010519491231002X"[..])
+        );
         assert_eq!(a.open("other", &sealed), None);
         assert_eq!(ServerSecret::generate().open("id-card", &sealed), None);
         // Every seal has its own nonce.
-        assert_ne!(sealed, a.seal("id-card", b"11010519491231002X").expect("sealed"));
+        assert_ne!(
+            sealed,
+            a.seal("id-card", b"11010519491231002X").expect("sealed")
+        );
     }
 
     #[test]

@@ -70,8 +70,14 @@ mod tests {
         assert_eq!(id.expose(), "11010519491231002X");
         assert_eq!(id.masked(), "110105********002X");
         assert!(IdCard::parse("440300199001011238").is_some());
-        assert!(IdCard::parse("440300199001011237").is_none(), "wrong check digit");
-        assert!(IdCard::parse("11010519491231002").is_none(), "17 characters");
+        assert!(
+            IdCard::parse("440300199001011237").is_none(),
+            "wrong check digit"
+        );
+        assert!(
+            IdCard::parse("11010519491231002").is_none(),
+            "17 characters"
+        );
         assert!(IdCard::parse("1101051949123100X2").is_none(), "X inside");
     }
 

@@ -129,7 +129,11 @@ impl Flow {
 
     async fn set_password(&self, user: &User, password: &Password) -> Result<(), FlowError> {
         let hash = self.hasher.hash(password).await?;
-        if !self.users.update(user.id, UserChange::Password(&hash)).await? {
+        if !self
+            .users
+            .update(user.id, UserChange::Password(&hash))
+            .await?
+        {
             return Err(FlowError::UserMissing);
         }
         Ok(())

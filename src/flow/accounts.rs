@@ -23,7 +23,9 @@ impl Flow {
         r: &Registration,
         name: Option<String>,
     ) -> Result<User, FlowError> {
-        let held = self.claim_code(&r.mobile, Purpose::Register, &r.code).await?;
+        let held = self
+            .claim_code(&r.mobile, Purpose::Register, &r.code)
+            .await?;
         let created = async {
             let password_hash = self.hasher.hash(&r.password).await?;
             self.create_user(&r.mobile, password_hash, name).await

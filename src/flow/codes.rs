@@ -78,7 +78,10 @@ impl Flow {
             // The code goes to the account's own number, whatever was asked.
             (Purpose::Confirm, Some(s)) => (self.user(s.user_id).await?.mobile, Delivery::Code),
             _ => {
-                let mobile = req.mobile.clone().ok_or(super::ParamError::Missing("mobile"))?;
+                let mobile = req
+                    .mobile
+                    .clone()
+                    .ok_or(super::ParamError::Missing("mobile"))?;
                 // The code is checked again where it is used, so a database
                 // that is down or slow must not stop codes: the look-up gets
                 // a short bound of its own.
@@ -182,10 +185,15 @@ impl Flow {
             .await?;
         if self.settings.expose_secrets && delivery != Delivery::Nothing {
             let dev = DevSms {
-                code: if msg.notice { String::new() } else { msg.code.to_owned() },
+                code: if msg.notice {
+                    String::new()
+                } else {
+                    msg.code.to_owned()
+                },
                 message: msg.text(),
             };
-            let json = serde_json::to_vec(&dev).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            let json =
+                serde_json::to_vec(&dev).map_err(|e| StoreError::Unavailable(e.to_string()))?;
             self.store.set(&keys::dev_sms(mobile), &json, ttl).await?;
         }
         Ok(())
@@ -250,7 +258,11 @@ impl Flow {
         let mac = self.code_mac(mobile, purpose, code.expose());
         let check = self
             .store
-            .verify_code(&keys::sms_code(mobile, purpose), &mac, self.settings.max_guesses)
+            .verify_code(
+                &keys::sms_code(mobile, purpose),
+                &mac,
+                self.settings.max_guesses,
+            )
             .await?;
         counted(check)?;
         if self.settings.expose_secrets {
@@ -317,7 +329,11 @@ impl Flow {
     fn code_mac(&self, mobile: &Mobile, purpose: Purpose, code: &str) -> [u8; 32] {
         self.secret.mac(
             "sms-code",
-            &[mobile.e164().as_bytes(), purpose.as_str().as_bytes(), code.as_bytes()],
+            &[
+                mobile.e164().as_bytes(),
+                purpose.as_str().as_bytes(),
+                code.as_bytes(),
+            ],
         )
     }
 }

@@ -24,7 +24,10 @@ pub enum ParamError {
     Mobile,
     CaptchaId,
     Code,
-    PasswordPolicy { min: usize, max: usize },
+    PasswordPolicy {
+        min: usize,
+        max: usize,
+    },
     PasswordMismatch,
     Body,
     Nickname,

@@ -82,8 +82,9 @@ impl InputRules {
     pub fn code_request(&self, f: CodeRequestFields<'_>) -> Result<CodeRequest, FlowError> {
         let purpose = match f.purpose {
             None => Purpose::Register,
-            Some(raw) => Purpose::parse(present(Some(raw), "purpose")?)
-                .ok_or(ParamError::Purpose)?,
+            Some(raw) => {
+                Purpose::parse(present(Some(raw), "purpose")?).ok_or(ParamError::Purpose)?
+            }
         };
         let answer = captcha_answer(f.image_code)?;
         let id = captcha_id(f.image_code_id, f.id_field)?;
@@ -205,7 +206,10 @@ fn printable_name(raw: &str) -> Result<String, FlowError> {
 }
 
 /// A real name and an ID number (SPEC §9).
-pub fn identity(real_name: Option<&str>, id_card: Option<&str>) -> Result<(String, IdCard), FlowError> {
+pub fn identity(
+    real_name: Option<&str>,
+    id_card: Option<&str>,
+) -> Result<(String, IdCard), FlowError> {
     let name = printable_name(present(real_name, "real_name")?)?;
     let id = IdCard::parse(present(id_card, "id_card")?).ok_or(ParamError::IdCard)?;
     Ok((name, id))
@@ -234,6 +238,7 @@ mod tests {
         let err = rules()
             .code_request(CodeRequestFields {
                 mobile: Some("not a number"),
+                purpose: None,
                 image_code: None,
                 image_code_id: Some("bad id!"),
                 id_field: "uuid",
@@ -246,6 +251,7 @@ mod tests {
         let err = rules()
             .code_request(CodeRequestFields {
                 mobile: Some("not a number"),
+                purpose: None,
                 image_code: Some("ABCD"),
                 image_code_id: None,
                 id_field: "uuid",

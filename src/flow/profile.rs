@@ -38,7 +38,11 @@ impl Flow {
             .put(image, kind)
             .await
             .map_err(|e| FlowError::Avatars(e.to_string()))?;
-        match self.users.update(user_id, UserChange::Avatar(Some(&name))).await {
+        match self
+            .users
+            .update(user_id, UserChange::Avatar(Some(&name)))
+            .await
+        {
             Ok(true) => {}
             done => {
                 self.discard_avatar(name).await;
@@ -67,7 +71,9 @@ impl Flow {
 
     /// The address of the user's avatar, if they have one.
     pub fn avatar_url(&self, user: &User) -> Option<String> {
-        user.avatar_url.as_deref().map(|name| self.avatars.url(name))
+        user.avatar_url
+            .as_deref()
+            .map(|name| self.avatars.url(name))
     }
 
     /// The largest avatar accepted, in bytes.

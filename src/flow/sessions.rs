@@ -145,11 +145,13 @@ impl Flow {
 
     async fn session_by_hash(&self, hash: &str) -> Result<Option<SessionData>, FlowError> {
         let v = self.store.get(&keys::session(hash)).await?;
-        Ok(v.and_then(|b| serde_json::from_slice::<SessionData>(&b).ok())
-            .map(|mut d| {
-                d.handle = handle_of(hash).to_owned();
-                d
-            }))
+        Ok(
+            v.and_then(|b| serde_json::from_slice::<SessionData>(&b).ok())
+                .map(|mut d| {
+                    d.handle = handle_of(hash).to_owned();
+                    d
+                }),
+        )
     }
 
     /// Records that the session is in use, at most once a minute; a failure
@@ -176,7 +178,11 @@ impl Flow {
     ) -> Result<Vec<SessionView>, FlowError> {
         let current = secret::sha256_hex(current_id.as_bytes());
         let mut list = Vec::new();
-        for hash in self.store.index_members(&keys::user_sessions(user_id)).await? {
+        for hash in self
+            .store
+            .index_members(&keys::user_sessions(user_id))
+            .await?
+        {
             if let Some(data) = self.session_by_hash(&hash).await? {
                 list.push(SessionView {
                     data,

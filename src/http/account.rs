@@ -116,7 +116,15 @@ async fn code_login(
         name: user.name.clone(),
         created,
     });
-    session::logged_in(&s, &headers, &origin, &user, messages::LOGGED_IN, Some(data)).await
+    session::logged_in(
+        &s,
+        &headers,
+        &origin,
+        &user,
+        messages::LOGGED_IN,
+        Some(data),
+    )
+    .await
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -215,9 +215,18 @@ pub fn avatars(dir: PathBuf) -> Router<AppState> {
                     Ok(bytes) => {
                         let mut resp = bytes.into_response();
                         let h = resp.headers_mut();
-                        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(kind.content_type));
-                        h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
-                        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=86400"));
+                        h.insert(
+                            header::CONTENT_TYPE,
+                            HeaderValue::from_static(kind.content_type),
+                        );
+                        h.insert(
+                            "x-content-type-options",
+                            HeaderValue::from_static("nosniff"),
+                        );
+                        h.insert(
+                            header::CACHE_CONTROL,
+                            HeaderValue::from_static("public, max-age=86400"),
+                        );
                         resp
                     }
                     Err(_) => not_found(),

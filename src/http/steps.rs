@@ -19,8 +19,8 @@ use super::error::{self, ApiError, Wire};
 use super::extract::JsonBody;
 use super::wire::{LoginBody, Profile};
 use super::{AppState, messages};
-use crate::flow::input::{self, present};
 use crate::domain::Purpose;
+use crate::flow::input::{self, present};
 use crate::flow::{CodeRequest, CodeRequestFields, FlowError, StepsClient};
 
 pub fn routes() -> OpenApiRouter<AppState> {

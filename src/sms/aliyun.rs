@@ -174,7 +174,8 @@ impl SmsSender for Aliyun {
     }
 
     async fn send(&self, msg: &SmsMessage<'_>) -> Result<SmsReceipt, SmsError> {
-        let template_param = serde_json::json!({ "code": msg.template_code(self.name())? }).to_string();
+        let template_param =
+            serde_json::json!({ "code": msg.template_code(self.name())? }).to_string();
         let query: BTreeMap<String, String> = [
             ("PhoneNumbers", http::vendor_number(msg.mobile)),
             ("SignName", self.cfg.sign_name.clone()),

@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-use super::rows::{self, unavailable, user_columns};
 use super::rows::Bind;
+use super::rows::{self, unavailable, user_columns};
 use super::{NewUser, RepoError, User, UserChange, UserRepo};
 use crate::domain::Mobile;
 

@@ -110,7 +110,10 @@ pub(super) fn change<'a>(id: i64, c: &UserChange<'a>) -> (&'static str, Vec<Bind
                 "UPDATE users SET avatar_url = $2 WHERE id = $1",
                 vec![Int(id), Text(a)],
             ),
-            None => ("UPDATE users SET avatar_url = NULL WHERE id = $1", vec![Int(id)]),
+            None => (
+                "UPDATE users SET avatar_url = NULL WHERE id = $1",
+                vec![Int(id)],
+            ),
         },
         UserChange::Identity {
             real_name,

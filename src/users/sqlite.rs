@@ -9,8 +9,8 @@ use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use time::format_description::well_known::Rfc3339;
 
-use super::rows::{self, unavailable, user_columns};
 use super::rows::Bind;
+use super::rows::{self, unavailable, user_columns};
 use super::{NewUser, RepoError, User, UserChange, UserRepo};
 use crate::domain::Mobile;
 

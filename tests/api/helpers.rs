@@ -379,6 +379,10 @@ impl KvStore for FlakyStore {
         self.check()?;
         self.inner.set_nx(k, v, ttl).await
     }
+    async fn replace(&self, k: &str, v: &[u8]) -> Result<bool, StoreError> {
+        self.check()?;
+        self.inner.replace(k, v).await
+    }
     async fn get(&self, k: &str) -> Result<Option<Vec<u8>>, StoreError> {
         self.check()?;
         self.inner.get(k).await

@@ -1,9 +1,9 @@
 //! Black-box tests over HTTP: one binary, one module per feature.
 
+mod accounts;
 mod backend_conformance;
 mod backends;
 mod bad_input;
-mod accounts;
 mod browser;
 mod browser_accounts;
 mod captcha;

@@ -2,7 +2,7 @@
 //! PostgreSQL (see `backend_conformance`).
 
 use phoneauth::domain::{Mobile, MobilePolicy};
-use phoneauth::users::{self, NewUser, PgSettings, RepoError, SharedUserRepo};
+use phoneauth::users::{self, NewUser, PgSettings, RepoError, SharedUserRepo, UserChange};
 use time::OffsetDateTime;
 
 use crate::helpers::fresh_mobile;
@@ -65,7 +65,9 @@ pub async fn run_user_suite(url: &str) {
     let tasks: Vec<_> = (0..8)
         .map(|_| {
             let (repo, racer) = (repo.clone(), racer.clone());
-            tokio::spawn(async move { repo.create(&new_user(&racer)).await })
+            let mut user = new_user(&racer);
+            user.name = phoneauth::secret::random_hex(8);
+            tokio::spawn(async move { repo.create(&user).await })
         })
         .collect();
     let mut ok = 0;
@@ -77,5 +79,119 @@ pub async fn run_user_suite(url: &str) {
         }
     }
     assert_eq!(ok, 1);
+    account_changes(&repo, &policy).await;
     repo.ping().await.expect("ping");
+}
+
+/// SPEC §9's changes: each one, its unique constraints, and a mobile change
+/// racing a registration of the same number (exactly one wins).
+async fn account_changes(repo: &SharedUserRepo, policy: &MobilePolicy) {
+    let fresh = || Mobile::parse(&fresh_mobile(), policy).expect("mobile");
+    let a = repo.create(&new_user(&fresh())).await.expect("create a");
+    let b = repo.create(&new_user(&fresh())).await.expect("create b");
+
+    let name = format!("name-{}", phoneauth::secret::random_hex(4));
+    assert!(
+        repo.update(a.id, UserChange::Name(&name))
+            .await
+            .expect("rename")
+    );
+    assert!(matches!(
+        repo.update(b.id, UserChange::Name(&name)).await,
+        Err(RepoError::NameTaken)
+    ));
+    assert!(
+        !repo
+            .update(i64::MAX, UserChange::Name("nobody"))
+            .await
+            .expect("no row")
+    );
+
+    assert!(
+        repo.update(a.id, UserChange::Password("$new"))
+            .await
+            .expect("password")
+    );
+    assert_eq!(
+        repo.by_id(a.id).await.expect("a").expect("a").password_hash,
+        "$new"
+    );
+
+    // A mobile change: the default name follows the number.
+    let moved = fresh();
+    let (old, new) = (b.mobile.display(), moved.display());
+    let change = UserChange::Mobile {
+        mobile: &moved,
+        rename: Some((&old, &new)),
+    };
+    assert!(repo.update(b.id, change).await.expect("move"));
+    let b2 = repo.by_id(b.id).await.expect("b").expect("b");
+    assert_eq!(
+        (b2.mobile.clone(), b2.name.clone()),
+        (moved.clone(), new.clone())
+    );
+    let onto_a = UserChange::Mobile {
+        mobile: &a.mobile,
+        rename: None,
+    };
+    assert!(matches!(
+        repo.update(b.id, onto_a).await,
+        Err(RepoError::Duplicate)
+    ));
+
+    let identity = UserChange::Identity {
+        real_name: "张三",
+        sealed: "sealed",
+        masked: "110105********002X",
+    };
+    assert!(repo.update(a.id, identity).await.expect("identity"));
+    assert!(!repo.update(a.id, identity).await.expect("only once"));
+    let a2 = repo.by_id(a.id).await.expect("a").expect("a");
+    assert_eq!(a2.real_name.as_deref(), Some("张三"));
+    assert_eq!(a2.id_card_masked.as_deref(), Some("110105********002X"));
+
+    assert!(
+        repo.update(a.id, UserChange::Avatar(Some("x.png")))
+            .await
+            .expect("avatar")
+    );
+    assert!(
+        repo.update(a.id, UserChange::Avatar(None))
+            .await
+            .expect("no avatar")
+    );
+
+    // Deletion returns the row and frees the number and the name.
+    let gone = repo.delete(a.id).await.expect("delete").expect("was there");
+    assert_eq!(gone.id, a.id);
+    assert!(repo.delete(a.id).await.expect("delete again").is_none());
+    assert!(repo.by_mobile(&a.mobile).await.expect("lookup").is_none());
+    let mut again = new_user(&a.mobile);
+    again.name = name;
+    assert!(
+        repo.create(&again).await.is_ok(),
+        "number and name are free again"
+    );
+
+    // A mobile change racing a registration of the number.
+    for _ in 0..10 {
+        let target = fresh();
+        let mut newcomer = new_user(&target);
+        newcomer.name = phoneauth::secret::random_hex(8);
+        let change = UserChange::Mobile {
+            mobile: &target,
+            rename: None,
+        };
+        let (created, moved) = tokio::join!(repo.create(&newcomer), repo.update(b.id, change));
+        let wins = usize::from(created.is_ok()) + usize::from(matches!(moved, Ok(true)));
+        assert_eq!(
+            wins,
+            1,
+            "created: {:?}, moved: {:?}",
+            created.map(|u| u.id),
+            moved
+        );
+        assert!(matches!(created, Ok(_) | Err(RepoError::Duplicate)));
+        assert!(matches!(moved, Ok(true) | Err(RepoError::Duplicate)));
+    }
 }
