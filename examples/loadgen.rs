@@ -8,7 +8,12 @@
 //!
 //! Scenarios: `image` (a captcha with a fresh id), `send` (captcha → answer
 //! from `/dev/captcha` → SMS code to a fresh mobile), `register` (send →
-//! `/dev/sms` → `POST /users`). Flows run for `--warmup` seconds unrecorded
+//! `/dev/sms` → `POST /users`), `sessions` (`GET /user/sessions` as a user
+//! logged in once per worker, with 3 sessions), `code-login` (send with
+//! purpose `login` → `POST /sessions/sms` on a fresh number; the service
+//! needs `accounts.sign_up_by_code`, so each call also creates the account).
+//! The cost of one `POST /sessions/sms` is `code-login` less `send`.
+//! Flows run for `--warmup` seconds unrecorded
 //! (connections, pools, caches), then for `--seconds`. Prints one summary
 //! line per run and, with `--json`, one JSON object: throughput, p50/p99/max
 //! latency per flow, failures by errno, and the CPU seconds per completed
@@ -34,6 +39,8 @@ enum Scenario {
     Image,
     Send,
     Register,
+    Sessions,
+    CodeLogin,
 }
 
 struct Args {
@@ -49,7 +56,7 @@ struct Args {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: loadgen BASE_URL image|send|register [--concurrency N] [--seconds S] [--warmup S] \
+        "usage: loadgen BASE_URL image|send|register|sessions|code-login [--concurrency N] [--seconds S] [--warmup S] \
          [--server-pid PID]... [--backend-pid PID]... [--json]\n  \
          BASE_URL must be on 127.0.0.1 or localhost; S ≤ {MAX_SECONDS}"
     );
@@ -63,6 +70,8 @@ fn parse_args() -> Args {
         Some("image") => Scenario::Image,
         Some("send") => Scenario::Send,
         Some("register") => Scenario::Register,
+        Some("sessions") => Scenario::Sessions,
+        Some("code-login") => Scenario::CodeLogin,
         _ => usage(),
     };
     let mut a = Args {
@@ -136,7 +145,12 @@ fn fresh_id() -> String {
 }
 
 /// One flow; `Err(label)` names the failure (an errno, or an HTTP problem).
+/// `http` carries the worker's cookies (the `sessions` scenario's login).
 async fn flow(http: &reqwest::Client, base: &str, scenario: Scenario) -> Result<(), String> {
+    if scenario == Scenario::Sessions {
+        let v = get_json(http, &format!("{base}/api/v1.0/user/sessions")).await?;
+        return errno_ok(&v);
+    }
     let id = fresh_id();
     let img = http
         .get(format!("{base}/api/v1.0/image_codes/{id}"))
@@ -156,11 +170,16 @@ async fn flow(http: &reqwest::Client, base: &str, scenario: Scenario) -> Result<
         .ok_or("no captcha answer")?
         .to_owned();
     let mobile = fresh_mobile();
-    let sent = get_json(
-        http,
-        &format!("{base}/api/v1.0/sms_codes/{mobile}?image_code={answer}&image_code_id={id}"),
-    )
-    .await?;
+    let sent = if scenario == Scenario::CodeLogin {
+        let body = json!({ "mobile": mobile, "purpose": "login", "image_code": answer, "image_code_id": id });
+        post_json(http, &format!("{base}/api/v1.0/sms_codes"), &body).await?
+    } else {
+        get_json(
+            http,
+            &format!("{base}/api/v1.0/sms_codes/{mobile}?image_code={answer}&image_code_id={id}"),
+        )
+        .await?
+    };
     errno_ok(&sent)?;
     if scenario == Scenario::Send {
         return Ok(());
@@ -170,14 +189,51 @@ async fn flow(http: &reqwest::Client, base: &str, scenario: Scenario) -> Result<
         .as_str()
         .ok_or("no sms code")?
         .to_owned();
-    let resp = http
-        .post(format!("{base}/api/v1.0/users"))
-        .json(&json!({ "mobile": mobile, "sms_code": code, "password": "load-test-password", "password2": "load-test-password" }))
-        .send()
-        .await
-        .map_err(|_| "http".to_owned())?;
-    let v: Value = resp.json().await.map_err(|_| "not json".to_owned())?;
+    let v = if scenario == Scenario::CodeLogin {
+        let body = json!({ "mobile": mobile, "sms_code": code });
+        post_json(http, &format!("{base}/api/v1.0/sessions/sms"), &body).await?
+    } else {
+        let body = json!({ "mobile": mobile, "sms_code": code, "password": "load-test-password", "password2": "load-test-password" });
+        post_json(http, &format!("{base}/api/v1.0/users"), &body).await?
+    };
     errno_ok(&v)
+}
+
+async fn post_json(http: &reqwest::Client, url: &str, body: &Value) -> Result<Value, String> {
+    let resp = http.post(url).json(body).send().await.map_err(|_| "http".to_owned())?;
+    resp.json().await.map_err(|_| "not json".to_owned())
+}
+
+/// A worker's own client for `sessions`: registered and logged in, with
+/// two more sessions of the same user elsewhere, so the list has three.
+async fn logged_in_client(base: &str, concurrency: usize) -> Result<reqwest::Client, String> {
+    let http = client(concurrency).map_err(|e| e.to_string())?;
+    let id = fresh_id();
+    http.get(format!("{base}/api/v1.0/image_codes/{id}")).send().await.map_err(|e| e.to_string())?;
+    let dev = get_json(&http, &format!("{base}/dev/captcha/{id}")).await?;
+    let answer = dev["data"]["text"].as_str().ok_or("no captcha answer")?.to_owned();
+    let mobile = fresh_mobile();
+    let url = format!("{base}/api/v1.0/sms_codes/{mobile}?image_code={answer}&image_code_id={id}");
+    errno_ok(&get_json(&http, &url).await?)?;
+    let dev = get_json(&http, &format!("{base}/dev/sms/{mobile}")).await?;
+    let code = dev["data"]["code"].as_str().ok_or("no sms code")?.to_owned();
+    let password = "load-test-password";
+    let body = json!({ "mobile": mobile, "sms_code": code, "password": password });
+    errno_ok(&post_json(&http, &format!("{base}/api/v1.0/users"), &body).await?)?;
+    for _ in 0..2 {
+        let other = client(1).map_err(|e| e.to_string())?;
+        let body = json!({ "mobile": mobile, "password": password });
+        errno_ok(&post_json(&other, &format!("{base}/api/v1.0/sessions"), &body).await?)?;
+    }
+    Ok(http)
+}
+
+fn client(concurrency: usize) -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .cookie_store(true)
+        .timeout(Duration::from_secs(30))
+        .build()
 }
 
 async fn get_json(http: &reqwest::Client, url: &str) -> Result<Value, String> {
@@ -205,19 +261,23 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 async fn main() {
     let a = parse_args();
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(a.concurrency)
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap_or_else(|e| {
-            eprintln!("client: {e}");
-            std::process::exit(1)
-        });
+    let http = client(a.concurrency).unwrap_or_else(|e| {
+        eprintln!("client: {e}");
+        std::process::exit(1)
+    });
     // Phase 0: warm-up, unrecorded; phase 1: measured; phase 2: stop.
     let phase = Arc::new(AtomicU8::new(0));
     let mut workers = Vec::new();
     for _ in 0..a.concurrency {
-        let (http, base, phase) = (http.clone(), a.base.clone(), phase.clone());
+        let http = if a.scenario == Scenario::Sessions {
+            logged_in_client(&a.base, 1).await.unwrap_or_else(|e| {
+                eprintln!("logging a worker in: {e}");
+                std::process::exit(1)
+            })
+        } else {
+            http.clone()
+        };
+        let (base, phase) = (a.base.clone(), phase.clone());
         let scenario = a.scenario;
         workers.push(tokio::spawn(async move {
             let mut latencies = Vec::<Duration>::new();
@@ -270,6 +330,8 @@ async fn main() {
         Scenario::Image => "image",
         Scenario::Send => "send",
         Scenario::Register => "register",
+        Scenario::Sessions => "sessions",
+        Scenario::CodeLogin => "code-login",
     };
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     let cpu_per_flow_ms = cpu.filter(|_| done > 0).map(|c| c / done as f64 * 1e3);

@@ -65,7 +65,14 @@ impl UserRepo for PgUserRepo {
             .bind(new.created_at)
             .fetch_one(&self.pool)
             .await;
-        rows::one(row)
+        match rows::one(row) {
+            // Both constraints may fail at once (a default name is the
+            // number): a taken number is what the caller must hear.
+            Err(RepoError::NameTaken) if self.by_mobile(&new.mobile).await?.is_some() => {
+                Err(RepoError::Duplicate)
+            }
+            other => other,
+        }
     }
 
     async fn by_mobile(&self, mobile: &Mobile) -> Result<Option<User>, RepoError> {
