@@ -200,7 +200,12 @@ async fn flow(http: &reqwest::Client, base: &str, scenario: Scenario) -> Result<
 }
 
 async fn post_json(http: &reqwest::Client, url: &str, body: &Value) -> Result<Value, String> {
-    let resp = http.post(url).json(body).send().await.map_err(|_| "http".to_owned())?;
+    let resp = http
+        .post(url)
+        .json(body)
+        .send()
+        .await
+        .map_err(|_| "http".to_owned())?;
     resp.json().await.map_err(|_| "not json".to_owned())
 }
 
@@ -209,14 +214,23 @@ async fn post_json(http: &reqwest::Client, url: &str, body: &Value) -> Result<Va
 async fn logged_in_client(base: &str, concurrency: usize) -> Result<reqwest::Client, String> {
     let http = client(concurrency).map_err(|e| e.to_string())?;
     let id = fresh_id();
-    http.get(format!("{base}/api/v1.0/image_codes/{id}")).send().await.map_err(|e| e.to_string())?;
+    http.get(format!("{base}/api/v1.0/image_codes/{id}"))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
     let dev = get_json(&http, &format!("{base}/dev/captcha/{id}")).await?;
-    let answer = dev["data"]["text"].as_str().ok_or("no captcha answer")?.to_owned();
+    let answer = dev["data"]["text"]
+        .as_str()
+        .ok_or("no captcha answer")?
+        .to_owned();
     let mobile = fresh_mobile();
     let url = format!("{base}/api/v1.0/sms_codes/{mobile}?image_code={answer}&image_code_id={id}");
     errno_ok(&get_json(&http, &url).await?)?;
     let dev = get_json(&http, &format!("{base}/dev/sms/{mobile}")).await?;
-    let code = dev["data"]["code"].as_str().ok_or("no sms code")?.to_owned();
+    let code = dev["data"]["code"]
+        .as_str()
+        .ok_or("no sms code")?
+        .to_owned();
     let password = "load-test-password";
     let body = json!({ "mobile": mobile, "sms_code": code, "password": password });
     errno_ok(&post_json(&http, &format!("{base}/api/v1.0/users"), &body).await?)?;

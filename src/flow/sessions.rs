@@ -190,7 +190,7 @@ impl Flow {
                 });
             }
         }
-        list.sort_by(|a, b| b.data.created.cmp(&a.data.created));
+        list.sort_by_key(|v| std::cmp::Reverse(v.data.created));
         Ok(list)
     }
 

@@ -86,7 +86,8 @@ where
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        Ok(Client(ClientKey::from_ip(client_ip(parts, state)?)))
+        let ip = client_ip(parts, state).ok_or_else(no_peer)?;
+        Ok(Client(ClientKey::from_ip(ip)))
     }
 }
 
@@ -102,7 +103,7 @@ where
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let ip = client_ip(parts, state)?;
+        let ip = client_ip(parts, state).ok_or_else(no_peer)?;
         let user_agent = parts
             .headers
             .get(axum::http::header::USER_AGENT)
@@ -115,22 +116,21 @@ where
     }
 }
 
-fn client_ip<S>(parts: &Parts, state: &S) -> Result<IpAddr, Response>
+/// The client's address; `None` when the server gave no peer address.
+fn client_ip<S>(parts: &Parts, state: &S) -> Option<IpAddr>
 where
     TrustedProxies: FromRef<S>,
 {
-    let peer = parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
-        .ok_or_else(|| {
-            envelope::plain(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                Errno::ServerErr,
-                "no peer address",
-            )
-        })?;
-    Ok(TrustedProxies::from_ref(state).client_ip(peer, &parts.headers))
+    let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>()?.0.ip();
+    Some(TrustedProxies::from_ref(state).client_ip(peer, &parts.headers))
+}
+
+fn no_peer() -> Response {
+    envelope::plain(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        Errno::ServerErr,
+        "no peer address",
+    )
 }
 
 #[cfg(test)]

@@ -747,7 +747,9 @@ fn s3_endpoint() -> Option<String> {
             panic!("an S3 server is required in CI: set TEST_S3_ENDPOINT (.ci/s3.sh starts one)")
         }
         Err(_) => {
-            eprintln!("\n*** SKIPPED: no S3 server (set TEST_S3_ENDPOINT; .ci/s3.sh starts one); this test did not run ***\n");
+            eprintln!(
+                "\n*** SKIPPED: no S3 server (set TEST_S3_ENDPOINT; .ci/s3.sh starts one); this test did not run ***\n"
+            );
             None
         }
     }
@@ -796,7 +798,9 @@ async fn avatars_go_to_an_s3_bucket_signed_and_replaced() {
     let key = object_store::path::Path::from(format!("{prefix}/{name}"));
     let got = bucket.get(&key).await.expect("the object is in the bucket");
     assert_eq!(
-        got.attributes.get(&object_store::Attribute::ContentType).map(|v| v.as_ref()),
+        got.attributes
+            .get(&object_store::Attribute::ContentType)
+            .map(|v| v.as_ref()),
         Some("image/png")
     );
     assert_eq!(&got.bytes().await.expect("bytes")[..], PNG);
