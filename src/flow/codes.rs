@@ -174,10 +174,10 @@ impl Flow {
         delivery: Delivery,
     ) -> Result<(), StoreError> {
         let mobile = msg.mobile;
-        if delivery == Delivery::Code {
-            for other in Purpose::ALL.into_iter().filter(|p| *p != purpose) {
-                self.store.delete(&keys::sms_code(mobile, other)).await?;
-            }
+        // On every path, whatever is delivered: the enumeration-safe mode
+        // must take the same time for a number with or without an account.
+        for other in Purpose::ALL.into_iter().filter(|p| *p != purpose) {
+            self.store.delete(&keys::sms_code(mobile, other)).await?;
         }
         let ttl = self.settings.code_ttl;
         self.store

@@ -248,11 +248,13 @@ impl Flow {
     /// Ends every session of `user_id` (a disabled or deleted account, a
     /// reset password).
     pub async fn end_user_sessions(&self, user_id: i64) -> Result<(), FlowError> {
+        // Member by member: a session started meanwhile stays listed (and
+        // so can still be ended) instead of vanishing with the whole index.
         let index = keys::user_sessions(user_id);
         for hash in self.store.index_members(&index).await? {
             self.store.delete(&keys::session(&hash)).await?;
+            self.store.index_remove(&index, &hash).await?;
         }
-        self.store.delete(&index).await?;
         meter::sessions_ended("all");
         Ok(())
     }
