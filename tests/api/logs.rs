@@ -23,6 +23,7 @@ async fn logs_hold_no_secret_and_no_whole_mobile_number() {
         .env("PHONEAUTH_COMPAT__ROUTES", "ihome,steps")
         .env("PHONEAUTH_PASSWORD__ARGON2_MEMORY_KIB", "256")
         .env("PHONEAUTH_PASSWORD__ARGON2_ITERATIONS", "1")
+        .env("PHONEAUTH_LIMITS__SMS_COOLDOWN_SECS", "1")
         .env("RUST_LOG", "debug")
         .env_remove("DATABASE_URL")
         .env_remove("REDIS_URL")
@@ -122,6 +123,47 @@ async fn logs_hold_no_secret_and_no_whole_mobile_number() {
         .await
         .expect("user");
 
+    // The account events of SPEC §9: identity, codes of other purposes,
+    // sign-in by code, reset and change of the password.
+    let id_card = "11010519491231002X";
+    let post = |path: &str, body: Value| {
+        let req = http.post(format!("{base}{path}")).json(&body);
+        async move { req.send().await.expect("request").json::<Value>().await.expect("json") }
+    };
+    let v = post("/api/v1.0/users/auth", json!({ "real_name": "张三", "id_card": id_card })).await;
+    assert_eq!(v["errno"], "0", "{v}");
+    let mut codes = vec![code.clone()];
+    let new_password = "Another-pa55word-9c1e";
+    for purpose in ["login", "reset"] {
+        tokio::time::sleep(Duration::from_millis(1_100)).await;
+        let id = format!("logtest{purpose}");
+        http.get(format!("{base}/api/v1.0/image_codes/{id}")).send().await.expect("captcha");
+        let answer = get(format!("/dev/captcha/{id}")).await.expect("json")["data"]["text"]
+            .as_str()
+            .expect("answer")
+            .to_owned();
+        let body = json!({ "mobile": mobile, "purpose": purpose, "image_code": answer, "image_code_id": id });
+        assert_eq!(post("/api/v1.0/sms_codes", body).await["errno"], "0");
+        let c = get(format!("/dev/sms/{mobile}")).await.expect("json")["data"]["code"]
+            .as_str()
+            .expect("code")
+            .to_owned();
+        let v = match purpose {
+            "login" => post("/api/v1.0/sessions/sms", json!({ "mobile": mobile, "sms_code": c })).await,
+            _ => post("/api/v1.0/password/reset", json!({ "mobile": mobile, "sms_code": c, "password": new_password })).await,
+        };
+        assert_eq!(v["errno"], "0", "{purpose}: {v}");
+        codes.push(c);
+    }
+    let changed = "Third-pa55word-2b8d";
+    let resp = http
+        .put(format!("{base}/api/v1.0/user/password"))
+        .json(&json!({ "old_password": new_password, "password": changed }))
+        .send()
+        .await
+        .expect("change");
+    assert_eq!(resp.json::<Value>().await.expect("json")["errno"], "0");
+
     child.start_kill().expect("stop phoneauth");
     let _ = tokio::time::timeout(Duration::from_secs(10), async {
         while let Ok(Some(line)) = lines.next_line().await {
@@ -165,6 +207,8 @@ async fn logs_hold_no_secret_and_no_whole_mobile_number() {
     for line in &log {
         assert!(!line.contains(&mobile), "whole mobile number in: {line}");
         assert!(!line.contains(password), "password in: {line}");
+        assert!(!line.contains(new_password) && !line.contains(changed), "password in: {line}");
+        assert!(!line.contains(id_card) && !line.contains("19491231"), "ID number in: {line}");
         assert!(!line.contains(&session_id), "session id in: {line}");
         assert!(
             !line
@@ -172,11 +216,13 @@ async fn logs_hold_no_secret_and_no_whole_mobile_number() {
                 .any(|w| w == answer),
             "captcha answer in: {line}"
         );
-        if line.contains(&code) {
-            assert!(
-                line.contains("[dev-sms]"),
-                "code outside the [dev-sms] line: {line}"
-            );
+        for code in &codes {
+            if line.contains(code.as_str()) {
+                assert!(
+                    line.contains("[dev-sms]"),
+                    "code outside the [dev-sms] line: {line}"
+                );
+            }
         }
     }
 }
