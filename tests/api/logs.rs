@@ -128,16 +128,30 @@ async fn logs_hold_no_secret_and_no_whole_mobile_number() {
     let id_card = "11010519491231002X";
     let post = |path: &str, body: Value| {
         let req = http.post(format!("{base}{path}")).json(&body);
-        async move { req.send().await.expect("request").json::<Value>().await.expect("json") }
+        async move {
+            req.send()
+                .await
+                .expect("request")
+                .json::<Value>()
+                .await
+                .expect("json")
+        }
     };
-    let v = post("/api/v1.0/users/auth", json!({ "real_name": "张三", "id_card": id_card })).await;
+    let v = post(
+        "/api/v1.0/users/auth",
+        json!({ "real_name": "张三", "id_card": id_card }),
+    )
+    .await;
     assert_eq!(v["errno"], "0", "{v}");
     let mut codes = vec![code.clone()];
     let new_password = "Another-pa55word-9c1e";
     for purpose in ["login", "reset"] {
         tokio::time::sleep(Duration::from_millis(1_100)).await;
         let id = format!("logtest{purpose}");
-        http.get(format!("{base}/api/v1.0/image_codes/{id}")).send().await.expect("captcha");
+        http.get(format!("{base}/api/v1.0/image_codes/{id}"))
+            .send()
+            .await
+            .expect("captcha");
         let answer = get(format!("/dev/captcha/{id}")).await.expect("json")["data"]["text"]
             .as_str()
             .expect("answer")
@@ -149,8 +163,20 @@ async fn logs_hold_no_secret_and_no_whole_mobile_number() {
             .expect("code")
             .to_owned();
         let v = match purpose {
-            "login" => post("/api/v1.0/sessions/sms", json!({ "mobile": mobile, "sms_code": c })).await,
-            _ => post("/api/v1.0/password/reset", json!({ "mobile": mobile, "sms_code": c, "password": new_password })).await,
+            "login" => {
+                post(
+                    "/api/v1.0/sessions/sms",
+                    json!({ "mobile": mobile, "sms_code": c }),
+                )
+                .await
+            }
+            _ => {
+                post(
+                    "/api/v1.0/password/reset",
+                    json!({ "mobile": mobile, "sms_code": c, "password": new_password }),
+                )
+                .await
+            }
         };
         assert_eq!(v["errno"], "0", "{purpose}: {v}");
         codes.push(c);
@@ -207,8 +233,14 @@ async fn logs_hold_no_secret_and_no_whole_mobile_number() {
     for line in &log {
         assert!(!line.contains(&mobile), "whole mobile number in: {line}");
         assert!(!line.contains(password), "password in: {line}");
-        assert!(!line.contains(new_password) && !line.contains(changed), "password in: {line}");
-        assert!(!line.contains(id_card) && !line.contains("19491231"), "ID number in: {line}");
+        assert!(
+            !line.contains(new_password) && !line.contains(changed),
+            "password in: {line}"
+        );
+        assert!(
+            !line.contains(id_card) && !line.contains("19491231"),
+            "ID number in: {line}"
+        );
         assert!(!line.contains(&session_id), "session id in: {line}");
         assert!(
             !line
