@@ -14,6 +14,7 @@ use crate::captcha::CaptchaRenderer;
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
 use crate::config::{ProviderKind, RouteSet};
+use crate::defence::Defence;
 use crate::domain::{MobilePolicy, PasswordPolicy};
 use crate::flow::{Flow, FlowParts, FlowSettings, InputRules};
 use crate::http::{
@@ -107,8 +108,24 @@ impl App {
             Avatars::from_config(&config.avatars, &config.database.url)
                 .map_err(anyhow::Error::msg)?,
         );
+        let defence = Arc::new(
+            Defence::new(
+                config.defence.clone(),
+                &config.sms.test_numbers,
+                store.clone(),
+                users.clone(),
+                clock.clone(),
+                settings.inputs.mobile.clone(),
+            )
+            .map_err(anyhow::Error::msg)?,
+        );
+        if let Err(e) = defence.refresh_lists().await {
+            tracing::warn!(error = %e, "could not read the block and safe lists at start; retrying in the background");
+        }
+        defence.watch_lists();
         let flow = Flow::new(FlowParts {
             avatars,
+            defence,
             limits: Limits::new(store.clone(), config.limits.clone()),
             store,
             users,

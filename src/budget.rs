@@ -20,7 +20,10 @@ use async_trait::async_trait;
 use tokio::time::Instant;
 
 use crate::domain::Mobile;
-use crate::users::{NewUser, RepoError, SharedUserRepo, User, UserChange, UserRepo};
+use crate::users::{
+    AuditEvent, AuditQuery, EventCount, ListEntry, NewUser, Records, RepoError, SharedUserRepo,
+    User, UserChange, UserRepo,
+};
 
 struct Budget {
     limit: Duration,
@@ -128,6 +131,46 @@ impl UserRepo for BoundedUsers {
 
     async fn migrate(&self) -> Result<(), RepoError> {
         self.0.migrate().await
+    }
+}
+
+#[async_trait]
+impl Records for BoundedUsers {
+    async fn list_signature(&self) -> Result<(i64, i64), RepoError> {
+        bound(self.0.list_signature())
+            .await
+            .map_err(repo_exhausted)?
+    }
+    async fn list_entries(&self) -> Result<Vec<ListEntry>, RepoError> {
+        bound(self.0.list_entries()).await.map_err(repo_exhausted)?
+    }
+    async fn add_list_entry(&self, e: &ListEntry, at_ms: i64) -> Result<bool, RepoError> {
+        bound(self.0.add_list_entry(e, at_ms))
+            .await
+            .map_err(repo_exhausted)?
+    }
+    async fn remove_list_entry(&self, e: &ListEntry) -> Result<bool, RepoError> {
+        bound(self.0.remove_list_entry(e))
+            .await
+            .map_err(repo_exhausted)?
+    }
+    async fn append_audit(&self, e: &AuditEvent) -> Result<(), RepoError> {
+        bound(self.0.append_audit(e))
+            .await
+            .map_err(repo_exhausted)?
+    }
+    async fn audit(&self, q: &AuditQuery) -> Result<Vec<AuditEvent>, RepoError> {
+        bound(self.0.audit(q)).await.map_err(repo_exhausted)?
+    }
+    async fn audit_counts(&self, since_ms: i64) -> Result<Vec<EventCount>, RepoError> {
+        bound(self.0.audit_counts(since_ms))
+            .await
+            .map_err(repo_exhausted)?
+    }
+    async fn prune_audit(&self, before_ms: i64) -> Result<u64, RepoError> {
+        bound(self.0.prune_audit(before_ms))
+            .await
+            .map_err(repo_exhausted)?
     }
 }
 

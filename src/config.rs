@@ -35,6 +35,9 @@ pub struct Config {
     pub web: WebConfig,
     pub accounts: AccountsConfig,
     pub avatars: AvatarsConfig,
+    pub defence: DefenceConfig,
+    pub audit: AuditConfig,
+    pub admin: AdminConfig,
     pub dev: DevConfig,
     pub log: LogConfig,
 }
@@ -151,6 +154,65 @@ pub struct SmsConfig {
     pub aliyun: AliyunConfig,
     pub tencent: TencentConfig,
     pub twilio: TwilioConfig,
+    /// Numbers with a fixed code, never sent to a vendor (SPEC §10).
+    pub test_numbers: Vec<TestNumber>,
+    /// Test numbers beside a real provider (refused at start otherwise).
+    pub allow_test_numbers_in_production: bool,
+}
+
+/// `[[sms.test_numbers]]`: a number whose code is fixed until `expires`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestNumber {
+    pub mobile: String,
+    pub code: Secret,
+    /// The last day it works, `2027-06-30` (a TOML date or a string).
+    pub expires: TomlDate,
+}
+
+/// A day written as a TOML date (`2027-06-30`) or as the string
+/// `"2027-06-30"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TomlDate(pub time::Date);
+
+impl Serialize for TomlDate {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl fmt::Display for TomlDate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = self.0;
+        write!(
+            f,
+            "{:04}-{:02}-{:02}",
+            d.year(),
+            u8::from(d.month()),
+            d.day()
+        )
+    }
+}
+
+impl<'de> Deserialize<'de> for TomlDate {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Text(String),
+            Toml(toml::value::Datetime),
+        }
+        let text = match Raw::deserialize(d)? {
+            Raw::Text(t) => t,
+            Raw::Toml(dt) => dt.to_string(),
+        };
+        let format = time::macros::format_description!("[year]-[month]-[day]");
+        time::Date::parse(text.trim(), &format)
+            .map(TomlDate)
+            .map_err(|_| {
+                serde::de::Error::custom(format!("{text:?} is not a date like 2027-06-30"))
+            })
+    }
 }
 
 impl Default for SmsConfig {
@@ -166,6 +228,8 @@ impl Default for SmsConfig {
             aliyun: AliyunConfig::default(),
             tencent: TencentConfig::default(),
             twilio: TwilioConfig::default(),
+            test_numbers: Vec::new(),
+            allow_test_numbers_in_production: false,
         }
     }
 }
@@ -610,6 +674,72 @@ pub struct AccountsConfig {
     pub hide_registered: bool,
 }
 
+/// Adaptive anti-pumping and the lists (SPEC §10).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DefenceConfig {
+    pub mode: DefenceMode,
+    /// Unverified sends an hour a prefix (E.164 less its last 4 digits) may
+    /// have whatever its history…
+    pub prefix_floor: u64,
+    /// …and a country.
+    pub country_floor: u64,
+    /// Besides the floor, this share of the scope's codes verified today
+    /// may go unverified in an hour: busy, healthy scopes get room.
+    pub ratio: f64,
+    /// The first block of a scope; each repeat within a day doubles it.
+    pub block_initial_secs: u64,
+    pub block_max_secs: u64,
+    /// How often each instance looks for changed lists.
+    pub list_refresh_ms: u64,
+}
+
+impl Default for DefenceConfig {
+    fn default() -> Self {
+        Self {
+            mode: DefenceMode::Enforce,
+            prefix_floor: 20,
+            country_floor: 200,
+            ratio: 0.5,
+            block_initial_secs: 15 * 60,
+            block_max_secs: 12 * 3600,
+            list_refresh_ms: 2_000,
+        }
+    }
+}
+
+/// `defence.mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DefenceMode {
+    Off,
+    /// Counts what it would refuse, refuses nothing.
+    Shadow,
+    Enforce,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditConfig {
+    pub retention_days: u64,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            retention_days: 180,
+        }
+    }
+}
+
+/// The admin API (SPEC §10), on `server.admin_listen` only.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// The bearer token; unset, every admin call is refused.
+    pub token: Secret,
+}
+
 /// Where avatars are kept (SPEC §9).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -1028,6 +1158,12 @@ impl Config {
         positive("store.memory_max_mb", self.store.memory_max_mb as u64);
         positive("server.max_body_bytes", self.server.max_body_bytes as u64);
         positive("avatars.max_bytes", self.avatars.max_bytes as u64);
+        positive(
+            "defence.block_initial_secs",
+            self.defence.block_initial_secs,
+        );
+        positive("defence.list_refresh_ms", self.defence.list_refresh_ms);
+        positive("audit.retention_days", self.audit.retention_days);
         positive("store.timeout_ms", self.store.timeout_ms);
         positive("store.connect_timeout_ms", self.store.connect_timeout_ms);
         positive(
@@ -1040,6 +1176,28 @@ impl Config {
         );
 
         errs.extend(zero.iter().map(|k| format!("{k} must be greater than 0")));
+        let d = &self.defence;
+        if d.block_max_secs < d.block_initial_secs {
+            errs.push("defence.block_max_secs must be at least defence.block_initial_secs".into());
+        }
+        if !(d.ratio.is_finite() && d.ratio >= 0.0) {
+            errs.push("defence.ratio must be a number of 0 or more".into());
+        }
+        for (i, t) in self.sms.test_numbers.iter().enumerate() {
+            let code = t.code.expose();
+            if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
+                errs.push(format!("sms.test_numbers[{i}].code must be 6 digits"));
+            }
+        }
+        if !self.sms.test_numbers.is_empty()
+            && self.sms.provider != ProviderKind::Log
+            && !self.sms.allow_test_numbers_in_production
+        {
+            errs.push(
+                "sms.test_numbers beside a real provider need sms.allow_test_numbers_in_production = true"
+                    .into(),
+            );
+        }
         let a = &self.avatars;
         if !(a.store.is_empty() || a.store.starts_with("file://") || a.store.starts_with("s3://")) {
             errs.push("avatars.store must be file://<dir> or s3://<bucket>/<prefix>".into());

@@ -8,6 +8,7 @@ pub mod budget;
 pub mod captcha;
 pub mod clock;
 pub mod config;
+pub mod defence;
 pub mod deployment_secret;
 pub mod domain;
 pub mod flow;

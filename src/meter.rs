@@ -132,6 +132,22 @@ pub fn account_event(event: &'static str) {
     counter!("phoneauth_account_events_total", "event" => event).increment(1);
 }
 
+/// Entries on the block and safe lists, as this instance last read them.
+pub fn list_entries(n: usize) {
+    gauge!("phoneauth_list_entries").set(n as f64);
+}
+
+/// A send the defence refused (or, in `shadow` mode, would have), by
+/// reason and country — never by number.
+pub fn defence_refusal(reason: &'static str, country: &str, shadow: bool) {
+    let name = if shadow {
+        "phoneauth_defence_shadow_refusals_total"
+    } else {
+        "phoneauth_defence_refusals_total"
+    };
+    counter!(name, "reason" => reason, "country" => country.to_owned()).increment(1);
+}
+
 /// How full the memory store is (0 to 1); readiness fails at 0.9.
 pub fn store_fullness(ratio: f64) {
     gauge!("phoneauth_store_fullness_ratio").set(ratio);

@@ -120,6 +120,18 @@ impl Mobile {
         }
     }
 
+    /// The region as ISO 3166 alpha-2: `CN`.
+    pub fn country(&self) -> &str {
+        self.region.as_ref()
+    }
+
+    /// The anti-pumping prefix (SPEC §10): the E.164 digits without the
+    /// last four, `861381234` for `+8613812345678`.
+    pub fn pumping_prefix(&self) -> &str {
+        let digits = self.e164.trim_start_matches('+');
+        &digits[..digits.len().saturating_sub(4)]
+    }
+
     /// The form allowed in logs: `138****5678`.
     pub fn masked(&self) -> String {
         mask(&self.display())

@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::{CodeRequest, Flow, FlowError, SessionData};
+use crate::defence::Refusal;
 use crate::domain::{Lang, Mobile, Purpose, SmsCode};
 use crate::limits::{ClientKey, SendReservation};
 use crate::meter;
@@ -44,6 +45,8 @@ enum Delivery {
     TakenNotice,
     /// Enumeration-safe mode, a code nobody could use: nothing is sent.
     Nothing,
+    /// A test number: its fixed code, never sent (SPEC §10).
+    Test,
 }
 
 /// A right code, held while the work it pays for is committed
@@ -70,6 +73,9 @@ impl Flow {
             (true, None) => return Err(FlowError::NotLoggedIn),
             (_, s) => s,
         };
+        if self.defence.lists().blocks_address(client.ip()) {
+            return Err(self.refused(Refusal::Network, None));
+        }
         self.limits.sms_request(client).await?;
         if let Some(proof) = &req.captcha {
             self.check_captcha(proof).await?;
@@ -95,8 +101,31 @@ impl Flow {
         };
         // The same limits whatever is delivered: the enumeration-safe mode
         // must not show in the cooldown or the caps either.
-        let reservation = self.limits.reserve_send(&mobile, client).await?;
-        let code = secret::random_code();
+        // A test number's code is fixed and never sent, nor counted in the
+        // budget; the cooldown and the guess cap still hold.
+        let test_code = self.defence.test_code(&mobile).map(str::to_owned);
+        let reservation = self
+            .limits
+            .reserve_send(&mobile, client, test_code.is_none())
+            .await?;
+        if test_code.is_none() {
+            let admitted = match self.defence.admit_send(&mobile).await {
+                Ok(a) => a,
+                Err(e) => {
+                    self.limits.release_send(reservation).await;
+                    return Err(e.into());
+                }
+            };
+            if let Err(refusal) = admitted {
+                self.limits.release_send(reservation).await;
+                return Err(self.refused(refusal, Some(&mobile)));
+            }
+        }
+        let delivery = match (&test_code, delivery) {
+            (Some(_), Delivery::Code) => Delivery::Test,
+            (_, d) => d,
+        };
+        let code = test_code.unwrap_or_else(secret::random_code);
         let msg = SmsMessage {
             mobile: &mobile,
             code: &code,
@@ -107,7 +136,7 @@ impl Flow {
         // A code nobody is sent still takes the code's place, so every path
         // writes the same.
         let mac = match delivery {
-            Delivery::Code => self.code_mac(&mobile, purpose, &code),
+            Delivery::Code | Delivery::Test => self.code_mac(&mobile, purpose, &code),
             _ => secret::random_bytes32(),
         };
         if let Err(e) = self.store_code(&msg, purpose, &mac, delivery).await {
@@ -211,6 +240,10 @@ impl Flow {
     ) -> Result<(), FlowError> {
         match delivery {
             Delivery::Nothing => return Ok(()),
+            Delivery::Test => {
+                tracing::info!(mobile = %msg.mobile, "code for a test number, not sent");
+                return Ok(());
+            }
             Delivery::TakenNotice => {
                 let once = self
                     .store
@@ -265,6 +298,7 @@ impl Flow {
             )
             .await?;
         counted(check)?;
+        self.defence.verified(mobile).await;
         if self.settings.expose_secrets {
             let _ = self.store.delete(&keys::dev_sms(mobile)).await;
         }
@@ -291,6 +325,7 @@ impl Flow {
         };
         let key = keys::sms_code(mobile, purpose);
         counted(self.store.claim_code(&key, claim).await?)?;
+        self.defence.verified(mobile).await;
         Ok(HeldCode {
             key,
             mobile: mobile.clone(),
@@ -319,6 +354,19 @@ impl Flow {
             }
         })
         .await;
+    }
+
+    /// A refusal of the defence, counted and logged (the country, never
+    /// the number).
+    fn refused(&self, refusal: Refusal, mobile: Option<&Mobile>) -> FlowError {
+        let country = mobile.map_or("-", |m| m.country());
+        meter::defence_refusal(refusal.reason(), country, false);
+        tracing::info!(
+            reason = refusal.reason(),
+            country,
+            "code request refused by the defence"
+        );
+        FlowError::Refused(refusal)
     }
 
     pub async fn dev_sms(&self, mobile: &Mobile) -> Result<Option<DevSms>, FlowError> {

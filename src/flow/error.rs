@@ -71,6 +71,8 @@ pub enum FlowError {
     SessionMissing,
     #[error("avatar storage: {0}")]
     Avatars(String),
+    #[error("refused by the defence ({})", .0.reason())]
+    Refused(crate::defence::Refusal),
     #[error("wrong mobile or password")]
     BadCredentials,
     #[error("user disabled")]

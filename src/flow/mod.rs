@@ -31,6 +31,7 @@ pub use steps::{STEP_TTL, StepsClient};
 use crate::avatars::Avatars;
 use crate::captcha::CaptchaRenderer;
 use crate::clock::SharedClock;
+use crate::defence::Defence;
 use crate::limits::Limits;
 use crate::meter;
 use crate::passwords::PasswordHasher;
@@ -94,6 +95,7 @@ pub struct Flow {
     hasher: Arc<PasswordHasher>,
     limits: Limits,
     avatars: Arc<Avatars>,
+    defence: Arc<Defence>,
     settings: FlowSettings,
 }
 
@@ -108,6 +110,7 @@ pub struct FlowParts {
     pub hasher: Arc<PasswordHasher>,
     pub limits: Limits,
     pub avatars: Arc<Avatars>,
+    pub defence: Arc<Defence>,
     pub settings: FlowSettings,
 }
 
@@ -123,8 +126,14 @@ impl Flow {
             hasher: p.hasher,
             limits: p.limits,
             avatars: p.avatars,
+            defence: p.defence,
             settings: p.settings,
         }
+    }
+
+    /// The abuse defence: lists, anti-pumping, test numbers.
+    pub fn defence(&self) -> &Arc<Defence> {
+        &self.defence
     }
 
     /// What a valid input is, for the route sets that parse them.

@@ -150,6 +150,8 @@ pub fn errno_of(e: &FlowError) -> Errno {
         // The iHome profile page shows "name taken" on 4001 only (SPEC §9).
         FlowError::NameTaken => Errno::DbErr,
         FlowError::Avatars(_) => Errno::IoErr,
+        FlowError::Refused(crate::defence::Refusal::Network) => Errno::IpErr,
+        FlowError::Refused(_) => Errno::ReqErr,
         FlowError::CaptchaWrong
         | FlowError::CodeWrong { .. }
         | FlowError::BadCredentials
@@ -167,6 +169,9 @@ fn retry_after(e: &FlowError) -> Option<Duration> {
     match e {
         FlowError::Limited(r) => Some(r.retry_after),
         FlowError::Busy => Some(Duration::from_secs(1)),
+        FlowError::Refused(crate::defence::Refusal::Pumping { retry_after, .. }) => {
+            Some(*retry_after)
+        }
         _ => None,
     }
 }

@@ -97,6 +97,8 @@ pub fn error_text(e: &FlowError, lang: Lang) -> Cow<'static, str> {
         FlowError::IdentitySet => pick("实名信息已设置", "The real-name details are already set"),
         FlowError::SessionMissing => pick("会话不存在", "No such session"),
         FlowError::Avatars(_) => pick("头像保存失败", "The avatar could not be stored"),
+        // No hint of which list or rule matched.
+        FlowError::Refused(_) => pick("请求被拒绝", "Request refused"),
         FlowError::BadCredentials => pick("用户名或密码错误", "Wrong mobile number or password"),
         FlowError::UserDisabled => pick("用户已被禁用", "This account is disabled"),
         FlowError::UserMissing => pick("用户不存在", "User not found"),

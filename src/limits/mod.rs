@@ -72,24 +72,33 @@ pub enum LimitError {
 /// The key a client is limited under: the address for IPv4, the /64 for IPv6
 /// (one subscriber usually holds a whole /64).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClientKey(String);
+pub struct ClientKey {
+    key: String,
+    ip: IpAddr,
+}
 
 impl ClientKey {
     pub fn from_ip(ip: IpAddr) -> Self {
-        match ip {
-            IpAddr::V4(v4) => Self(v4.to_string()),
+        let key = match ip {
+            IpAddr::V4(v4) => v4.to_string(),
             IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => Self(v4.to_string()),
+                Some(v4) => v4.to_string(),
                 None => {
                     let s = v6.segments();
-                    Self(format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3]))
+                    format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
                 }
             },
-        }
+        };
+        Self { key, ip }
     }
 
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.key
+    }
+
+    /// The client's address (for the network block list).
+    pub fn ip(&self) -> IpAddr {
+        self.ip
     }
 }
 
@@ -136,10 +145,13 @@ impl Limits {
 
     /// Takes a place in each send limit, in the documented order: cooldown per
     /// mobile, daily cap per mobile, hourly cap per client, global budget.
+    /// `in_budget`: the send counts toward the daily budget (a test
+    /// number's does not: it is never sent).
     pub async fn reserve_send(
         &self,
         mobile: &Mobile,
         client: &ClientKey,
+        in_budget: bool,
     ) -> Result<SendReservation, LimitError> {
         // The client's own hourly cap first: a refused client writes nothing
         // keyed by the number it chose.
@@ -185,6 +197,9 @@ impl Limits {
                 Scope::Budget,
             ),
         ];
+        let steps = steps
+            .into_iter()
+            .filter(|s| in_budget || s.3 != Scope::Budget);
         for (key, limit, window, scope) in steps {
             match self.count(&key, limit, window, scope).await {
                 Ok(()) => r.counters.push(key),
@@ -278,14 +293,17 @@ mod tests {
     async fn cooldown_refuses_a_second_send_until_it_expires() {
         let (l, clock, _) = setup(LimitsConfig::default());
         let m = mobile("13800000001");
-        let _ = l.reserve_send(&m, &ip("10.0.0.1")).await.expect("first");
-        let Err(LimitError::Refused(r)) = l.reserve_send(&m, &ip("10.0.0.1")).await else {
+        let _ = l
+            .reserve_send(&m, &ip("10.0.0.1"), true)
+            .await
+            .expect("first");
+        let Err(LimitError::Refused(r)) = l.reserve_send(&m, &ip("10.0.0.1"), true).await else {
             panic!("second send inside the cooldown must be refused");
         };
         assert_eq!(r.scope, Scope::Cooldown);
         assert_eq!(retry_after_secs(r.retry_after), 60);
         clock.advance(Duration::from_secs(60));
-        assert!(l.reserve_send(&m, &ip("10.0.0.1")).await.is_ok());
+        assert!(l.reserve_send(&m, &ip("10.0.0.1"), true).await.is_ok());
     }
 
     #[tokio::test]
@@ -296,11 +314,12 @@ mod tests {
         };
         let (l, _, store) = setup(cfg);
         let _ = l
-            .reserve_send(&mobile("13800000001"), &ip("10.0.0.1"))
+            .reserve_send(&mobile("13800000001"), &ip("10.0.0.1"), true)
             .await
             .expect("first");
         let second = mobile("13800000002");
-        let Err(LimitError::Refused(r)) = l.reserve_send(&second, &ip("10.0.0.2")).await else {
+        let Err(LimitError::Refused(r)) = l.reserve_send(&second, &ip("10.0.0.2"), true).await
+        else {
             panic!("budget of one must refuse the second send");
         };
         assert_eq!(r.scope, Scope::Budget);

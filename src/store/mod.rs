@@ -61,6 +61,34 @@ pub struct IndexAdd<'a> {
     pub ttl: Duration,
 }
 
+/// The anti-pumping keys of one send (SPEC §10) for
+/// [`KvStore::pump_send`]: for each scope (prefix, country) its block key,
+/// its sent counters (an hour, a day) and its verified counters (an hour,
+/// a day).
+#[derive(Debug, Clone, Copy)]
+pub struct PumpKeys<'a> {
+    pub blocks: [&'a str; 2],
+    /// Prefix hour, prefix day, country hour, country day.
+    pub sent: [&'a str; 4],
+    /// In the same order as `sent`.
+    pub verified: [&'a str; 4],
+}
+
+/// The windows of [`PumpKeys::sent`] and of the verified counters.
+pub const PUMP_WINDOWS: [Duration; 4] = [HOUR, DAY, HOUR, DAY];
+const HOUR: Duration = Duration::from_secs(3600);
+const DAY: Duration = Duration::from_secs(86_400);
+
+/// What [`KvStore::pump_send`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PumpCounts {
+    /// Scope `0` (prefix) or `1` (country) is blocked for `remaining`;
+    /// nothing was counted.
+    Blocked { scope: usize, remaining: Duration },
+    /// The send was counted: the counters after it.
+    Counted { sent: [u64; 4], verified: [u64; 4] },
+}
+
 #[async_trait]
 pub trait KvStore: Send + Sync + 'static {
     /// Stores `value` for `ttl`, replacing any earlier value.
@@ -135,6 +163,37 @@ pub trait KvStore: Send + Sync + 'static {
 
     /// The members, oldest first.
     async fn index_members(&self, key: &str) -> Result<Vec<String>, StoreError>;
+
+    /// Anti-pumping for one send: unless a scope is blocked, counts the
+    /// send in `keys.sent` (windows [`PUMP_WINDOWS`]) and reads
+    /// `keys.verified`. Redis does it in one script (every key shares one
+    /// hash tag); this default, for the in-process store, in several steps.
+    async fn pump_send(&self, keys: &PumpKeys<'_>) -> Result<PumpCounts, StoreError> {
+        for (scope, block) in keys.blocks.iter().enumerate() {
+            let c = self.peek_counter(block).await?;
+            if c.count > 0 {
+                return Ok(PumpCounts::Blocked {
+                    scope,
+                    remaining: c.resets_in,
+                });
+            }
+        }
+        let (mut sent, mut verified) = ([0; 4], [0; 4]);
+        for i in 0..4 {
+            sent[i] = self.incr_window(keys.sent[i], PUMP_WINDOWS[i]).await?.count;
+            verified[i] = self.peek_counter(keys.verified[i]).await?.count;
+        }
+        Ok(PumpCounts::Counted { sent, verified })
+    }
+
+    /// Counts one verified code in each of `keys` (windows
+    /// [`PUMP_WINDOWS`]).
+    async fn pump_verified(&self, keys: [&str; 4]) -> Result<(), StoreError> {
+        for (key, window) in keys.iter().zip(PUMP_WINDOWS) {
+            self.incr_window(key, window).await?;
+        }
+        Ok(())
+    }
 
     /// Cheap round trip: the store answers.
     async fn ping(&self) -> Result<(), StoreError>;

@@ -26,7 +26,10 @@ use redis::{Cmd, Pipeline, RedisError, RedisFuture, Script, Value};
 use subtle::ConstantTimeEq;
 use tokio::sync::{Mutex, RwLock};
 
-use super::{CodeCheck, CodeClaim, Counter, IndexAdd, KvStore, StoreError};
+use super::{
+    CodeCheck, CodeClaim, Counter, IndexAdd, KvStore, PUMP_WINDOWS, PumpCounts, PumpKeys,
+    StoreError,
+};
 
 /// Timeouts of the Redis connection.
 #[derive(Debug, Clone, Copy)]
@@ -139,6 +142,8 @@ struct Scripts {
     hold_if: Script,
     release_if: Script,
     index_add: Script,
+    pump_send: Script,
+    pump_verified: Script,
 }
 
 impl Scripts {
@@ -152,6 +157,36 @@ impl Scripts {
                   return {0, redis.call('PTTL', KEYS[1])}",
             ),
             // A window opens on the first hit; a key that lost its expiry is healed.
+            // KEYS: 2 block keys, 4 sent counters, 4 verified counters;
+            // ARGV: the 4 windows in ms. A block (a counter with a TTL) stops
+            // everything; otherwise the sends are counted.
+            pump_send: Script::new(
+                r"for i = 1, 2 do
+                    local c = tonumber(redis.call('GET', KEYS[i]) or '0')
+                    if c > 0 then return {i, redis.call('PTTL', KEYS[i])} end
+                  end
+                  local out = {0, 0}
+                  for i = 3, 6 do
+                    local c = redis.call('INCR', KEYS[i])
+                    if c == 1 or redis.call('PTTL', KEYS[i]) < 0 then
+                      redis.call('PEXPIRE', KEYS[i], ARGV[i - 2])
+                    end
+                    out[#out + 1] = c
+                  end
+                  for i = 7, 10 do
+                    out[#out + 1] = tonumber(redis.call('GET', KEYS[i]) or '0')
+                  end
+                  return out",
+            ),
+            pump_verified: Script::new(
+                r"for i = 1, 4 do
+                    local c = redis.call('INCR', KEYS[i])
+                    if c == 1 or redis.call('PTTL', KEYS[i]) < 0 then
+                      redis.call('PEXPIRE', KEYS[i], ARGV[i])
+                    end
+                  end
+                  return 0",
+            ),
             incr_window: Script::new(
                 r"local c = redis.call('INCR', KEYS[1])
                   local t = redis.call('PTTL', KEYS[1])
@@ -771,6 +806,56 @@ impl KvStore for RedisStore {
             count,
             resets_in: Duration::from_millis(pttl.max(0) as u64),
         })
+    }
+
+    async fn pump_send(&self, keys: &PumpKeys<'_>) -> Result<PumpCounts, StoreError> {
+        let all: Vec<String> = keys
+            .blocks
+            .iter()
+            .chain(&keys.sent)
+            .chain(&keys.verified)
+            .map(|k| self.key(k))
+            .collect();
+        let all = &all;
+        let reply: Vec<i64> = self
+            .run(Resend::Never, |mut c| async move {
+                let mut call = self.scripts.pump_send.prepare_invoke();
+                for k in all {
+                    call.key(k);
+                }
+                for w in PUMP_WINDOWS {
+                    call.arg(ms(w));
+                }
+                call.invoke_async(&mut c).await
+            })
+            .await?;
+        let n = |i: usize| reply.get(i).copied().unwrap_or(0).max(0) as u64;
+        Ok(match reply.first() {
+            Some(&scope) if scope > 0 => PumpCounts::Blocked {
+                scope: scope as usize - 1,
+                remaining: Duration::from_millis(n(1)),
+            },
+            _ => PumpCounts::Counted {
+                sent: [n(2), n(3), n(4), n(5)],
+                verified: [n(6), n(7), n(8), n(9)],
+            },
+        })
+    }
+
+    async fn pump_verified(&self, keys: [&str; 4]) -> Result<(), StoreError> {
+        let all: Vec<String> = keys.iter().map(|k| self.key(k)).collect();
+        let all = &all;
+        self.run(Resend::Never, |mut c| async move {
+            let mut call = self.scripts.pump_verified.prepare_invoke();
+            for k in all {
+                call.key(k);
+            }
+            for w in PUMP_WINDOWS {
+                call.arg(ms(w));
+            }
+            call.invoke_async::<()>(&mut c).await
+        })
+        .await
     }
 
     async fn decr(&self, key: &str) -> Result<(), StoreError> {

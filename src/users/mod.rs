@@ -2,6 +2,7 @@
 //! from `database.url`. The adapters share their row mapping (`rows`).
 
 pub mod postgres;
+pub mod records;
 mod rows;
 pub mod sqlite;
 
@@ -11,6 +12,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::domain::Mobile;
+pub use records::{AuditEvent, AuditQuery, EventCount, ListEntry, Records};
 
 #[derive(Debug, Clone)]
 pub struct User {
@@ -46,6 +48,8 @@ pub enum UserChange<'a> {
     },
     Name(&'a str),
     Avatar(Option<&'a str>),
+    /// An operator disables or enables the account.
+    Disabled(bool),
     /// Recorded once: a user that has a real name already is not changed.
     Identity {
         real_name: &'a str,
@@ -68,7 +72,7 @@ pub enum RepoError {
 }
 
 #[async_trait]
-pub trait UserRepo: Send + Sync + 'static {
+pub trait UserRepo: Records {
     /// Inserts a user; the unique mobile constraint answers `Duplicate`, also
     /// when two registrations race.
     async fn create(&self, new: &NewUser) -> Result<User, RepoError>;

@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
+use super::records;
 use super::rows::Bind;
 use super::rows::{self, unavailable, user_columns};
 use super::{NewUser, RepoError, User, UserChange, UserRepo};
@@ -96,6 +97,7 @@ impl UserRepo for PgUserRepo {
             q = match b {
                 Bind::Int(i) => q.bind(i),
                 Bind::Text(t) => q.bind(t),
+                Bind::Bool(b) => q.bind(b),
             };
         }
         let done = q.execute(&self.pool).await.map_err(rows::map_err)?;
@@ -115,3 +117,5 @@ impl UserRepo for PgUserRepo {
         MIGRATOR.run(&self.pool).await.map_err(unavailable)
     }
 }
+
+records::records_impl!(PgUserRepo);

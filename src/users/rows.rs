@@ -82,6 +82,7 @@ pub(super) fn map_err(e: sqlx::Error) -> RepoError {
 pub(super) enum Bind<'a> {
     Int(i64),
     Text(&'a str),
+    Bool(bool),
 }
 
 /// The statement of one [`UserChange`] and its values, in `$n` placeholders
@@ -115,6 +116,10 @@ pub(super) fn change<'a>(id: i64, c: &UserChange<'a>) -> (&'static str, Vec<Bind
                 vec![Int(id)],
             ),
         },
+        UserChange::Disabled(disabled) => (
+            "UPDATE users SET disabled = $2 WHERE id = $1",
+            vec![Int(id), Bind::Bool(disabled)],
+        ),
         UserChange::Identity {
             real_name,
             sealed,

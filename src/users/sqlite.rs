@@ -9,6 +9,7 @@ use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use time::format_description::well_known::Rfc3339;
 
+use super::records;
 use super::rows::Bind;
 use super::rows::{self, unavailable, user_columns};
 use super::{NewUser, RepoError, User, UserChange, UserRepo};
@@ -113,6 +114,7 @@ impl UserRepo for SqliteUserRepo {
             q = match b {
                 Bind::Int(i) => q.bind(i),
                 Bind::Text(t) => q.bind(t),
+                Bind::Bool(b) => q.bind(b),
             };
         }
         let done = q.execute(&self.pool).await.map_err(rows::map_err)?;
@@ -132,3 +134,5 @@ impl UserRepo for SqliteUserRepo {
         MIGRATOR.run(&self.pool).await.map_err(unavailable)
     }
 }
+
+records::records_impl!(SqliteUserRepo);

@@ -15,7 +15,10 @@ use phoneauth::sms::{SmsError, SmsErrorKind, SmsMessage, SmsReceipt, SmsSender, 
 use phoneauth::store::{
     CodeCheck, CodeClaim, Counter, IndexAdd, KvStore, MemoryStore, SharedStore, StoreError,
 };
-use phoneauth::users::{self, NewUser, RepoError, SharedUserRepo, User, UserChange, UserRepo};
+use phoneauth::users::{
+    self, AuditEvent, AuditQuery, EventCount, ListEntry, NewUser, Records, RepoError,
+    SharedUserRepo, User, UserChange, UserRepo,
+};
 use phoneauth::{App, Overrides};
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
@@ -471,6 +474,42 @@ impl FlakyUsers {
         } else {
             Ok(())
         }
+    }
+}
+
+#[async_trait]
+impl Records for FlakyUsers {
+    async fn list_signature(&self) -> Result<(i64, i64), RepoError> {
+        self.check()?;
+        self.inner.list_signature().await
+    }
+    async fn list_entries(&self) -> Result<Vec<ListEntry>, RepoError> {
+        self.check()?;
+        self.inner.list_entries().await
+    }
+    async fn add_list_entry(&self, e: &ListEntry, at_ms: i64) -> Result<bool, RepoError> {
+        self.check()?;
+        self.inner.add_list_entry(e, at_ms).await
+    }
+    async fn remove_list_entry(&self, e: &ListEntry) -> Result<bool, RepoError> {
+        self.check()?;
+        self.inner.remove_list_entry(e).await
+    }
+    async fn append_audit(&self, e: &AuditEvent) -> Result<(), RepoError> {
+        self.check()?;
+        self.inner.append_audit(e).await
+    }
+    async fn audit(&self, q: &AuditQuery) -> Result<Vec<AuditEvent>, RepoError> {
+        self.check()?;
+        self.inner.audit(q).await
+    }
+    async fn audit_counts(&self, since_ms: i64) -> Result<Vec<EventCount>, RepoError> {
+        self.check()?;
+        self.inner.audit_counts(since_ms).await
+    }
+    async fn prune_audit(&self, before_ms: i64) -> Result<u64, RepoError> {
+        self.check()?;
+        self.inner.prune_audit(before_ms).await
     }
 }
 

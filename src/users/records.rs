@@ -1,0 +1,177 @@
+//! What the database keeps besides users (SPEC §10): the operator's block
+//! and safe lists, and the append-only audit log. One SQL text serves both
+//! databases (`$n` placeholders; times as Unix milliseconds), and
+//! [`records_impl!`] writes the one implementation into each adapter.
+
+use async_trait::async_trait;
+use serde::Serialize;
+use sqlx::FromRow;
+
+use super::RepoError;
+
+/// An entry of a list as stored: `list` is `block` or `safe`, `kind` one of
+/// `number`, `prefix`, `country`, `network`, `value` in its canonical form.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, FromRow)]
+pub struct ListEntry {
+    pub list: String,
+    pub kind: String,
+    pub value: String,
+}
+
+/// An audit event. Numbers are masked and addresses are networks before
+/// they get here; `id` and `at_ms` are set when it is stored.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, FromRow)]
+pub struct AuditEvent {
+    pub id: i64,
+    pub at_ms: i64,
+    pub event: String,
+    pub user_id: Option<i64>,
+    pub mobile: Option<String>,
+    pub country: Option<String>,
+    pub client_net: Option<String>,
+    pub request_id: Option<String>,
+    pub detail: Option<String>,
+}
+
+/// Which audit events to read, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    pub since_ms: i64,
+    pub user_id: Option<i64>,
+    pub event: Option<String>,
+    pub limit: i64,
+}
+
+/// How many events of one kind (and country and detail) there were.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, FromRow)]
+pub struct EventCount {
+    pub event: String,
+    pub country: Option<String>,
+    pub detail: Option<String>,
+    pub count: i64,
+}
+
+#[async_trait]
+pub trait Records: Send + Sync + 'static {
+    /// Changes whenever the lists change: their size and their highest
+    /// sequence number (which only grows).
+    async fn list_signature(&self) -> Result<(i64, i64), RepoError>;
+    async fn list_entries(&self) -> Result<Vec<ListEntry>, RepoError>;
+    /// `false`: it was there already.
+    async fn add_list_entry(&self, entry: &ListEntry, at_ms: i64) -> Result<bool, RepoError>;
+    /// `false`: it was not there.
+    async fn remove_list_entry(&self, entry: &ListEntry) -> Result<bool, RepoError>;
+    async fn append_audit(&self, event: &AuditEvent) -> Result<(), RepoError>;
+    async fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>, RepoError>;
+    /// Events since `since_ms`, counted by event, country and detail.
+    async fn audit_counts(&self, since_ms: i64) -> Result<Vec<EventCount>, RepoError>;
+    /// Deletes events older than `before_ms`; how many.
+    async fn prune_audit(&self, before_ms: i64) -> Result<u64, RepoError>;
+}
+
+pub(super) const LIST_SIGNATURE: &str = "SELECT COUNT(*), COALESCE(MAX(seq), 0) FROM list_entries";
+pub(super) const LIST_ENTRIES: &str = "SELECT list, kind, value FROM list_entries ORDER BY seq";
+pub(super) const ADD_LIST_ENTRY: &str = "INSERT INTO list_entries (list, kind, value, created_ms) \
+     VALUES ($1, $2, $3, $4) ON CONFLICT (list, kind, value) DO NOTHING";
+pub(super) const REMOVE_LIST_ENTRY: &str =
+    "DELETE FROM list_entries WHERE list = $1 AND kind = $2 AND value = $3";
+pub(super) const APPEND_AUDIT: &str = "INSERT INTO audit_events \
+     (at_ms, event, user_id, mobile, country, client_net, request_id, detail) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+pub(super) const AUDIT: &str = "SELECT id, at_ms, event, user_id, mobile, country, client_net, \
+     request_id, detail FROM audit_events \
+     WHERE at_ms >= $1 AND ($2 IS NULL OR user_id = $2) AND ($3 IS NULL OR event = $3) \
+     ORDER BY id DESC LIMIT $4";
+pub(super) const AUDIT_COUNTS: &str = "SELECT event, country, detail, COUNT(*) AS count \
+     FROM audit_events WHERE at_ms >= $1 GROUP BY event, country, detail";
+pub(super) const PRUNE_AUDIT: &str = "DELETE FROM audit_events WHERE at_ms < $1";
+
+/// The one implementation of [`Records`] for an adapter with a `pool`.
+macro_rules! records_impl {
+    ($adapter:ty) => {
+        #[async_trait::async_trait]
+        impl $crate::users::records::Records for $adapter {
+            async fn list_signature(&self) -> Result<(i64, i64), RepoError> {
+                sqlx::query_as(records::LIST_SIGNATURE)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(rows::map_err)
+            }
+
+            async fn list_entries(&self) -> Result<Vec<records::ListEntry>, RepoError> {
+                sqlx::query_as(records::LIST_ENTRIES)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(rows::map_err)
+            }
+
+            async fn add_list_entry(
+                &self,
+                e: &records::ListEntry,
+                at_ms: i64,
+            ) -> Result<bool, RepoError> {
+                let q = sqlx::query(records::ADD_LIST_ENTRY)
+                    .bind(&e.list)
+                    .bind(&e.kind)
+                    .bind(&e.value)
+                    .bind(at_ms);
+                let done = q.execute(&self.pool).await.map_err(rows::map_err)?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn remove_list_entry(&self, e: &records::ListEntry) -> Result<bool, RepoError> {
+                let q = sqlx::query(records::REMOVE_LIST_ENTRY)
+                    .bind(&e.list)
+                    .bind(&e.kind)
+                    .bind(&e.value);
+                let done = q.execute(&self.pool).await.map_err(rows::map_err)?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn append_audit(&self, e: &records::AuditEvent) -> Result<(), RepoError> {
+                let q = sqlx::query(records::APPEND_AUDIT)
+                    .bind(e.at_ms)
+                    .bind(&e.event)
+                    .bind(e.user_id)
+                    .bind(&e.mobile)
+                    .bind(&e.country)
+                    .bind(&e.client_net)
+                    .bind(&e.request_id)
+                    .bind(&e.detail);
+                rows::done(q.execute(&self.pool).await)
+            }
+
+            async fn audit(
+                &self,
+                q: &records::AuditQuery,
+            ) -> Result<Vec<records::AuditEvent>, RepoError> {
+                sqlx::query_as(records::AUDIT)
+                    .bind(q.since_ms)
+                    .bind(q.user_id)
+                    .bind(&q.event)
+                    .bind(q.limit)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(rows::map_err)
+            }
+
+            async fn audit_counts(
+                &self,
+                since_ms: i64,
+            ) -> Result<Vec<records::EventCount>, RepoError> {
+                sqlx::query_as(records::AUDIT_COUNTS)
+                    .bind(since_ms)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(rows::map_err)
+            }
+
+            async fn prune_audit(&self, before_ms: i64) -> Result<u64, RepoError> {
+                let q = sqlx::query(records::PRUNE_AUDIT).bind(before_ms);
+                let done = q.execute(&self.pool).await.map_err(rows::map_err)?;
+                Ok(done.rows_affected())
+            }
+        }
+    };
+}
+pub(super) use records_impl;
