@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use tokio::net::TcpListener;
 
+use crate::audit::Audit;
 use crate::avatars::Avatars;
 use crate::captcha::CaptchaRenderer;
 use crate::clock::{SharedClock, SystemClock};
@@ -56,88 +57,10 @@ impl App {
     }
 
     pub async fn build_with(config: Config, overrides: Overrides) -> anyhow::Result<Self> {
-        let clock: SharedClock = overrides.clock.unwrap_or_else(|| Arc::new(SystemClock));
         warn_about_development_settings(&config);
-
-        // One TLS provider for every client (sqlx, redis), chosen explicitly.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let store = match overrides.store {
-            Some(s) => s,
-            None => open_store(&config, clock.clone()).await?,
-        };
-        let users = match overrides.users {
-            Some(u) => u,
-            None => open_users(&config).await?,
-        };
-        users
-            .migrate()
-            .await
-            .context("running database migrations")?;
-        // From here on, each database call of a request is bounded by what is
-        // left of that request's budget (Redis operations bound themselves).
-        let users = crate::budget::BoundedUsers::wrap(users);
-        let secret = load_secret(&config).await?;
-        let sms = Arc::new(match overrides.sms {
-            Some(sender) => SmsChain::new(vec![sender]),
-            None => {
-                SmsChain::from_config(&config.sms, clock.clone()).map_err(anyhow::Error::msg)?
-            }
-        });
-        let captcha = Arc::new(CaptchaRenderer::new().context("loading the captcha font")?);
-        let hasher = Arc::new(PasswordHasher::new(&config.password).context("password hasher")?);
-        let settings = FlowSettings {
-            captcha_ttl: Duration::from_secs(config.captcha.ttl_secs),
-            code_ttl: Duration::from_secs(config.sms.code_ttl_secs),
-            max_guesses: config.sms.max_guesses,
-            session_ttl: Duration::from_secs(config.sessions.ttl_secs),
-            max_sessions_per_user: config.sessions.max_per_user as usize,
-            steps_require_token: config.compat.steps_require_token,
-            sign_up_by_code: config.accounts.sign_up_by_code,
-            hide_registered: config.accounts.hide_registered,
-            expose_secrets: config.dev.expose_secrets,
-            inputs: InputRules {
-                mobile: MobilePolicy::new(&config.phone.allowed_regions.0)
-                    .map_err(anyhow::Error::msg)?,
-                password: PasswordPolicy {
-                    min_len: config.password.min_len,
-                    max_len: config.password.max_len,
-                },
-            },
-        };
-        let avatars = Arc::new(
-            Avatars::from_config(&config.avatars, &config.database.url)
-                .map_err(anyhow::Error::msg)?,
-        );
-        let defence = Arc::new(
-            Defence::new(
-                config.defence.clone(),
-                &config.sms.test_numbers,
-                store.clone(),
-                users.clone(),
-                clock.clone(),
-                settings.inputs.mobile.clone(),
-            )
-            .map_err(anyhow::Error::msg)?,
-        );
-        if let Err(e) = defence.refresh_lists().await {
-            tracing::warn!(error = %e, "could not read the block and safe lists at start; retrying in the background");
-        }
-        defence.watch_lists();
-        let flow = Flow::new(FlowParts {
-            avatars,
-            defence,
-            limits: Limits::new(store.clone(), config.limits.clone()),
-            store,
-            users,
-            sms,
-            clock,
-            secret,
-            captcha,
-            hasher,
-            settings,
-        });
+        let flow = build_flow(&config, overrides).await?;
         let state = AppState {
-            flow: Arc::new(flow),
+            flow: flow.clone(),
             trusted: TrustedProxies(Arc::new(config.server.trusted_proxies.0.clone())),
             cookies: CookiePolicy {
                 secure: config.server.secure_cookies,
@@ -171,7 +94,12 @@ impl App {
                 let l = TcpListener::bind(at)
                     .await
                     .with_context(|| format!("binding server.admin_listen = {at}"))?;
-                Some((l, http::admin_router(crate::meter::install())))
+                let admin = http::admin_router(
+                    crate::meter::install(),
+                    flow.clone(),
+                    config.admin.token.expose(),
+                );
+                Some((l, admin))
             }
             None => None,
         };
@@ -405,4 +333,90 @@ async fn shutdown_signal() {
         () = term => {},
     }
     tracing::info!("shutdown signal received; finishing in-flight requests");
+}
+
+/// Every port of the flow, from the configuration: the store, the database
+/// (migrated), the secret, the SMS chain, the defence and the audit log.
+/// The service runs on it; the operator commands (`phoneauth user …`) too.
+pub async fn build_flow(config: &Config, overrides: Overrides) -> anyhow::Result<Arc<Flow>> {
+    let clock: SharedClock = overrides.clock.unwrap_or_else(|| Arc::new(SystemClock));
+
+    // One TLS provider for every client (sqlx, redis), chosen explicitly.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let store = match overrides.store {
+        Some(s) => s,
+        None => open_store(&config, clock.clone()).await?,
+    };
+    let users = match overrides.users {
+        Some(u) => u,
+        None => open_users(&config).await?,
+    };
+    users
+        .migrate()
+        .await
+        .context("running database migrations")?;
+    // From here on, each database call of a request is bounded by what is
+    // left of that request's budget (Redis operations bound themselves).
+    let users = crate::budget::BoundedUsers::wrap(users);
+    let secret = load_secret(&config).await?;
+    let sms = Arc::new(match overrides.sms {
+        Some(sender) => SmsChain::new(vec![sender]),
+        None => SmsChain::from_config(&config.sms, clock.clone()).map_err(anyhow::Error::msg)?,
+    });
+    let captcha = Arc::new(CaptchaRenderer::new().context("loading the captcha font")?);
+    let hasher = Arc::new(PasswordHasher::new(&config.password).context("password hasher")?);
+    let settings = FlowSettings {
+        captcha_ttl: Duration::from_secs(config.captcha.ttl_secs),
+        code_ttl: Duration::from_secs(config.sms.code_ttl_secs),
+        max_guesses: config.sms.max_guesses,
+        session_ttl: Duration::from_secs(config.sessions.ttl_secs),
+        max_sessions_per_user: config.sessions.max_per_user as usize,
+        steps_require_token: config.compat.steps_require_token,
+        sign_up_by_code: config.accounts.sign_up_by_code,
+        hide_registered: config.accounts.hide_registered,
+        expose_secrets: config.dev.expose_secrets,
+        inputs: InputRules {
+            mobile: MobilePolicy::new(&config.phone.allowed_regions.0)
+                .map_err(anyhow::Error::msg)?,
+            password: PasswordPolicy {
+                min_len: config.password.min_len,
+                max_len: config.password.max_len,
+            },
+        },
+    };
+    let avatars = Arc::new(
+        Avatars::from_config(&config.avatars, &config.database.url).map_err(anyhow::Error::msg)?,
+    );
+    let defence = Arc::new(
+        Defence::new(
+            config.defence.clone(),
+            &config.sms.test_numbers,
+            store.clone(),
+            users.clone(),
+            clock.clone(),
+            settings.inputs.mobile.clone(),
+        )
+        .map_err(anyhow::Error::msg)?,
+    );
+    if let Err(e) = defence.refresh_lists().await {
+        tracing::warn!(error = %e, "could not read the block and safe lists at start; retrying in the background");
+    }
+    defence.watch_lists();
+    let audit = Arc::new(Audit::new(users.clone(), clock.clone()));
+    audit.keep_for(config.audit.retention_days);
+    let flow = Flow::new(FlowParts {
+        avatars,
+        defence,
+        audit,
+        limits: Limits::new(store.clone(), config.limits.clone()),
+        store,
+        users,
+        sms,
+        clock,
+        secret,
+        captcha,
+        hasher,
+        settings,
+    });
+    Ok(Arc::new(flow))
 }

@@ -3,6 +3,7 @@
 //! tutorial backends.
 
 pub mod app;
+pub mod audit;
 pub mod avatars;
 pub mod budget;
 pub mod captcha;

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use phoneauth::domain::{Lang, Mobile, MobilePolicy};
 use phoneauth::sms::SmsMessage;
 use phoneauth::{App, Config, telemetry};
+use serde_json::json;
 
 /// Sign-up and sign-in with a mobile number: captcha, SMS code, password, sessions.
 #[derive(Parser)]
@@ -34,6 +35,72 @@ enum Command {
         /// Destination mobile number.
         mobile: String,
     },
+    /// Find, disable, enable or delete a user, or end their sessions.
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
+    /// The block list: numbers, prefixes, countries, client networks.
+    Block {
+        #[command(subcommand)]
+        action: ListAction,
+    },
+    /// The safe list: numbers and prefixes the adaptive defence never blocks.
+    Safe {
+        #[command(subcommand)]
+        action: ListAction,
+    },
+    /// Sends, verifications and refusals of the last hour and day.
+    Stats,
+    /// Audit records, newest first.
+    Audit {
+        /// RFC 3339 time or Unix seconds (default: a day ago).
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long)]
+        user_id: Option<i64>,
+        /// An event name, e.g. `login_failed`.
+        #[arg(long)]
+        event: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserAction {
+    /// Show a user, by id or by number.
+    Show {
+        #[arg(long, conflicts_with = "mobile", required_unless_present = "mobile")]
+        id: Option<i64>,
+        #[arg(long)]
+        mobile: Option<String>,
+    },
+    /// Disable a user: every session ends at once.
+    Disable {
+        id: i64,
+    },
+    Enable {
+        id: i64,
+    },
+    /// Delete a user: profile, avatar, identity and sessions.
+    Delete {
+        id: i64,
+    },
+    /// End every session of a user.
+    EndSessions {
+        id: i64,
+    },
+}
+
+#[derive(Subcommand)]
+enum ListAction {
+    /// Add an entry: TYPE is number, prefix, country or network.
+    Add { r#type: String, value: String },
+    /// Remove an entry.
+    Remove { r#type: String, value: String },
+    /// Print the entries.
+    List,
 }
 
 fn main() -> ExitCode {
@@ -108,6 +175,76 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             println!("vendor answer: {}", msg.scrub(&receipt.vendor_answer));
         }
         Command::CheckConfig => {}
+        Command::User { action } => {
+            let flow = phoneauth::app::build_flow(&config, Default::default()).await?;
+            let out = match action {
+                UserAction::Show { id, mobile } => {
+                    let mobile = match mobile {
+                        Some(m) => Some(Mobile::parse(&m, flow.defence().policy())?),
+                        None => None,
+                    };
+                    flow.find_user(id, mobile.as_ref()).await?.operator_view()
+                }
+                UserAction::Disable { id } => flow.set_disabled(id, true).await?.operator_view(),
+                UserAction::Enable { id } => flow.set_disabled(id, false).await?.operator_view(),
+                UserAction::Delete { id } => {
+                    flow.remove_user(id).await?;
+                    json!({ "user_id": id, "deleted": true })
+                }
+                UserAction::EndSessions { id } => {
+                    flow.end_sessions_of(id).await?;
+                    json!({ "user_id": id, "sessions_ended": true })
+                }
+            };
+            print_json(&out);
+        }
+        Command::Block { action } => list_command(&config, "block", action).await?,
+        Command::Safe { action } => list_command(&config, "safe", action).await?,
+        Command::Stats => {
+            let flow = phoneauth::app::build_flow(&config, Default::default()).await?;
+            print_json(&serde_json::to_value(flow.stats().await?)?);
+        }
+        Command::Audit {
+            since,
+            user_id,
+            event,
+            limit,
+        } => {
+            let flow = phoneauth::app::build_flow(&config, Default::default()).await?;
+            let since_ms = match since {
+                Some(s) => phoneauth::http::parse_since(&s)
+                    .context("--since must be RFC 3339 or Unix seconds")?,
+                None => flow.audit().now_ms() - 86_400_000,
+            };
+            let q = phoneauth::users::AuditQuery {
+                since_ms,
+                user_id,
+                event,
+                limit: limit.clamp(1, 100_000),
+            };
+            print_json(&json!({ "events": flow.audit_events(&q).await? }));
+        }
     }
     Ok(())
+}
+
+async fn list_command(config: &Config, list: &str, action: ListAction) -> anyhow::Result<()> {
+    let flow = phoneauth::app::build_flow(config, Default::default()).await?;
+    let out = match action {
+        ListAction::Add { r#type, value } => {
+            let (entry, changed) = flow.change_list(true, list, &r#type, &value).await?;
+            json!({ "entry": entry, "changed": changed })
+        }
+        ListAction::Remove { r#type, value } => {
+            let (entry, changed) = flow.change_list(false, list, &r#type, &value).await?;
+            json!({ "entry": entry, "changed": changed })
+        }
+        ListAction::List => json!({ "list": list, "entries": flow.list(list).await? }),
+    };
+    print_json(&out);
+    Ok(())
+}
+
+fn print_json(v: &serde_json::Value) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }

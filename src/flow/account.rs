@@ -8,6 +8,7 @@
 
 use super::codes::HeldCode;
 use super::{Credentials, Flow, FlowError, SessionData};
+use crate::audit::Record;
 use crate::domain::{Mobile, Password, Purpose, SmsCode};
 use crate::limits::ClientKey;
 use crate::meter;
@@ -54,6 +55,12 @@ impl Flow {
         self.limits.clear_login_failures(mobile).await;
         meter::account_event(if created { "code_signup" } else { "code_login" });
         tracing::info!(user_id = user.id, created, "signed in with a code");
+        self.record(
+            Record::new("logged_in")
+                .user(user.id)
+                .mobile(mobile)
+                .detail("code"),
+        );
         Ok((user, created))
     }
 
@@ -105,6 +112,7 @@ impl Flow {
         self.limits.clear_login_failures(mobile).await;
         meter::account_event("password_reset");
         tracing::info!(user_id = user.id, "password reset");
+        self.record(Record::new("password_reset").user(user.id).mobile(mobile));
         Ok(user)
     }
 
@@ -124,6 +132,11 @@ impl Flow {
         self.end_other_sessions(user.id, session_id).await?;
         meter::account_event("password_changed");
         tracing::info!(user_id = user.id, "password changed");
+        self.record(
+            Record::new("password_changed")
+                .user(user.id)
+                .mobile(&user.mobile),
+        );
         Ok(())
     }
 
@@ -172,6 +185,13 @@ impl Flow {
         self.end_other_sessions(user.id, session_id).await?;
         meter::account_event("mobile_changed");
         tracing::info!(user_id = user.id, from = %user.mobile, to = %mobile, "mobile changed");
+        let from = format!("from {}", user.mobile.masked());
+        self.record(
+            Record::new("mobile_changed")
+                .user(user.id)
+                .mobile(mobile)
+                .detail(from),
+        );
         self.user(user.id).await
     }
 
@@ -220,6 +240,11 @@ impl Flow {
         }
         meter::account_event("account_deleted");
         tracing::info!(user_id = user.id, mobile = %user.mobile, "account deleted");
+        self.record(
+            Record::new("account_deleted")
+                .user(user.id)
+                .mobile(&user.mobile),
+        );
         Ok(())
     }
 

@@ -2,6 +2,7 @@
 //! under the lockout rules of `limits::lockout`.
 
 use super::{Credentials, Flow, FlowError, Registration};
+use crate::audit::Record;
 use crate::domain::{Mobile, Purpose};
 use crate::limits::{ClientKey, LimitError};
 use crate::meter;
@@ -61,6 +62,7 @@ impl Flow {
         match created {
             Ok(user) => {
                 meter::registration();
+                self.record(Record::new("registered").user(user.id).mobile(mobile));
                 tracing::info!(user_id = user.id, mobile = %mobile, "user registered");
                 Ok(user)
             }
@@ -102,12 +104,19 @@ impl Flow {
                 }
                 meter::login("ok");
                 tracing::info!(user_id = user.id, "login succeeded");
+                self.record(
+                    Record::new("logged_in")
+                        .user(user.id)
+                        .mobile(mobile)
+                        .detail("password"),
+                );
                 Ok(user)
             }
             Ok(None) => {
                 let counted = self.limits.login_failed(ticket, mobile, client).await;
                 meter::login("bad_credentials");
                 tracing::info!(mobile = %mobile, "login failed");
+                self.record(Record::new("login_failed").mobile(mobile));
                 counted?;
                 Err(FlowError::BadCredentials)
             }

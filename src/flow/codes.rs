@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::{CodeRequest, Flow, FlowError, SessionData};
+use crate::audit::Record;
 use crate::defence::Refusal;
 use crate::domain::{Lang, Mobile, Purpose, SmsCode};
 use crate::limits::{ClientKey, SendReservation};
@@ -74,7 +75,7 @@ impl Flow {
             (_, s) => s,
         };
         if self.defence.lists().blocks_address(client.ip()) {
-            return Err(self.refused(Refusal::Network, None));
+            return Err(self.refused(Refusal::Network, None).await);
         }
         self.limits.sms_request(client).await?;
         if let Some(proof) = &req.captcha {
@@ -118,7 +119,7 @@ impl Flow {
             };
             if let Err(refusal) = admitted {
                 self.limits.release_send(reservation).await;
-                return Err(self.refused(refusal, Some(&mobile)));
+                return Err(self.refused(refusal, Some(&mobile)).await);
             }
         }
         let delivery = match (&test_code, delivery) {
@@ -242,6 +243,8 @@ impl Flow {
             Delivery::Nothing => return Ok(()),
             Delivery::Test => {
                 tracing::info!(mobile = %msg.mobile, "code for a test number, not sent");
+                let detail = format!("{purpose}/test");
+                self.record(Record::new("code_sent").mobile(msg.mobile).detail(detail));
                 return Ok(());
             }
             Delivery::TakenNotice => {
@@ -256,7 +259,13 @@ impl Flow {
             Delivery::Code => {}
         }
         match self.sms.send(msg).await {
-            Ok(_) => Ok(()),
+            Ok(receipt) => {
+                if !msg.notice {
+                    let detail = format!("{purpose}/{}", receipt.provider);
+                    self.record(Record::new("code_sent").mobile(msg.mobile).detail(detail));
+                }
+                Ok(())
+            }
             Err(e) if e.kind == SmsErrorKind::Unknown => {
                 tracing::warn!(provider = e.provider, mobile = %msg.mobile,
                     "SMS outcome unknown; treated as sent");
@@ -298,7 +307,7 @@ impl Flow {
             )
             .await?;
         counted(check)?;
-        self.defence.verified(mobile).await;
+        self.code_verified(mobile, purpose).await;
         if self.settings.expose_secrets {
             let _ = self.store.delete(&keys::dev_sms(mobile)).await;
         }
@@ -325,7 +334,7 @@ impl Flow {
         };
         let key = keys::sms_code(mobile, purpose);
         counted(self.store.claim_code(&key, claim).await?)?;
-        self.defence.verified(mobile).await;
+        self.code_verified(mobile, purpose).await;
         Ok(HeldCode {
             key,
             mobile: mobile.clone(),
@@ -356,9 +365,21 @@ impl Flow {
         .await;
     }
 
-    /// A refusal of the defence, counted and logged (the country, never
-    /// the number).
-    fn refused(&self, refusal: Refusal, mobile: Option<&Mobile>) -> FlowError {
+    /// A right code: its scopes earn room against pumping, and it is
+    /// recorded.
+    async fn code_verified(&self, mobile: &Mobile, purpose: Purpose) {
+        self.defence.verified(mobile).await;
+        self.record(
+            Record::new("code_verified")
+                .mobile(mobile)
+                .detail(purpose.as_str()),
+        );
+    }
+
+    /// A refusal of the defence, counted, logged (the country, never the
+    /// number) and recorded — at most once a minute per reason and prefix
+    /// (or network), so that an attack cannot flood the audit log.
+    async fn refused(&self, refusal: Refusal, mobile: Option<&Mobile>) -> FlowError {
         let country = mobile.map_or("-", |m| m.country());
         meter::defence_refusal(refusal.reason(), country, false);
         tracing::info!(
@@ -366,6 +387,19 @@ impl Flow {
             country,
             "code request refused by the defence"
         );
+        let scope = mobile.map_or("network", |m| m.pumping_prefix());
+        let once = format!("audit:{{{scope}}}:refused:{}", refusal.reason());
+        if let Ok(None) = self
+            .store
+            .set_nx(&once, b"1", Duration::from_secs(60))
+            .await
+        {
+            let mut r = Record::new("code_refused").detail(refusal.reason());
+            if let Some(m) = mobile {
+                r = r.mobile(m);
+            }
+            self.record(r);
+        }
         FlowError::Refused(refusal)
     }
 

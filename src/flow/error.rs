@@ -41,6 +41,8 @@ pub enum ParamError {
     Proof,
     /// An avatar that is not a JPEG, PNG, WebP or GIF, or is too large.
     Image,
+    /// A list entry that is not one (the reason, for the operator).
+    ListEntry(String),
 }
 
 #[derive(Debug, thiserror::Error)]

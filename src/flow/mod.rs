@@ -7,6 +7,7 @@
 
 mod account;
 mod accounts;
+mod admin;
 mod captcha;
 mod codes;
 mod error;
@@ -19,6 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use account::Proof;
+pub use admin::{Period, Stats};
 pub use codes::DevSms;
 pub use error::{FlowError, ParamError, Step};
 pub use input::{
@@ -28,6 +30,7 @@ pub use input::{
 pub use sessions::{SessionData, SessionOrigin, SessionView, is_handle_shaped};
 pub use steps::{STEP_TTL, StepsClient};
 
+use crate::audit::{Audit, Record};
 use crate::avatars::Avatars;
 use crate::captcha::CaptchaRenderer;
 use crate::clock::SharedClock;
@@ -96,6 +99,7 @@ pub struct Flow {
     limits: Limits,
     avatars: Arc<Avatars>,
     defence: Arc<Defence>,
+    audit: Arc<Audit>,
     settings: FlowSettings,
 }
 
@@ -111,6 +115,7 @@ pub struct FlowParts {
     pub limits: Limits,
     pub avatars: Arc<Avatars>,
     pub defence: Arc<Defence>,
+    pub audit: Arc<Audit>,
     pub settings: FlowSettings,
 }
 
@@ -127,6 +132,7 @@ impl Flow {
             limits: p.limits,
             avatars: p.avatars,
             defence: p.defence,
+            audit: p.audit,
             settings: p.settings,
         }
     }
@@ -134,6 +140,16 @@ impl Flow {
     /// The abuse defence: lists, anti-pumping, test numbers.
     pub fn defence(&self) -> &Arc<Defence> {
         &self.defence
+    }
+
+    /// The audit log.
+    pub fn audit(&self) -> &Arc<Audit> {
+        &self.audit
+    }
+
+    /// Records an audit event in the background.
+    fn record(&self, r: Record<'_>) {
+        self.audit.record(r);
     }
 
     /// What a valid input is, for the route sets that parse them.

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{Flow, FlowError};
+use crate::audit::Record;
 use crate::meter;
 use crate::secret;
 use crate::store::{IndexAdd, keys};
@@ -214,6 +215,7 @@ impl Flow {
         self.store.delete(&keys::session(&hash)).await?;
         self.store.index_remove(&index, &hash).await?;
         meter::sessions_ended("one");
+        self.record(Record::new("sessions_ended").user(user_id).detail("one"));
         Ok(true)
     }
 
@@ -228,6 +230,7 @@ impl Flow {
             }
         }
         meter::sessions_ended("others");
+        self.record(Record::new("sessions_ended").user(user_id).detail("others"));
         Ok(())
     }
 
@@ -256,6 +259,7 @@ impl Flow {
             self.store.index_remove(&index, &hash).await?;
         }
         meter::sessions_ended("all");
+        self.record(Record::new("sessions_ended").user(user_id).detail("all"));
         Ok(())
     }
 }

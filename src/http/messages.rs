@@ -146,6 +146,11 @@ fn param_text(p: &ParamError, zh: bool) -> Cow<'static, str> {
             "请提供密码或确认验证码",
             "Give your password or a confirmation code",
         ),
+        ParamError::ListEntry(why) => Cow::Owned(if zh {
+            format!("名单条目无效：{why}")
+        } else {
+            format!("Invalid list entry: {why}")
+        }),
         ParamError::Image => pick(
             "头像须为不超过上限的 JPEG、PNG、WebP 或 GIF 图片",
             "The avatar must be a JPEG, PNG, WebP or GIF image within the size limit",

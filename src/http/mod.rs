@@ -9,6 +9,7 @@
 
 mod account;
 mod actions;
+mod admin;
 mod client_address;
 mod csrf;
 mod dev;
@@ -45,6 +46,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+pub use admin::parse_since;
 pub use client_address::{TrustedProxies, canonical};
 pub use csrf::CsrfPolicy;
 pub use files::{Folder, private_files_in};
@@ -197,9 +199,14 @@ pub fn router(state: AppState, opts: RouterOptions) -> Router {
 )]
 struct ApiDoc;
 
-/// The admin listener: Prometheus metrics, apart from the public API.
-pub fn admin_router(handle: Option<metrics_exporter_prometheus::PrometheusHandle>) -> Router {
-    Router::new()
+/// The admin listener: Prometheus metrics and the admin API (`admin.token`),
+/// apart from the public API.
+pub fn admin_router(
+    handle: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    flow: Arc<Flow>,
+    token: &str,
+) -> Router {
+    admin::routes(flow, token)
         .route(
             "/metrics",
             get(move || {

@@ -42,7 +42,11 @@ pub async fn layer(
     let method = req.method().clone();
     let span = tracing::info_span!("request", id = %id, method = %method, route = field::Empty, client_net = %client_net);
     let started = Instant::now();
-    let mut resp = next.run(req).instrument(span.clone()).await;
+    let ctx = crate::audit::RequestContext {
+        request_id: id.clone(),
+        client_net: client_net.clone(),
+    };
+    let mut resp = crate::audit::in_request(ctx, next.run(req).instrument(span.clone())).await;
     let status = resp.status().as_u16();
     // Unmatched requests share one label, so probing random paths cannot
     // grow the metric's label set.

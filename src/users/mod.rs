@@ -28,6 +28,24 @@ pub struct User {
     pub id_card_masked: Option<String>,
 }
 
+impl User {
+    /// The user as an operator sees it (admin API, CLI): the whole number,
+    /// never the password hash or the sealed ID number.
+    pub fn operator_view(&self) -> serde_json::Value {
+        use time::format_description::well_known::Rfc3339;
+        serde_json::json!({
+            "user_id": self.id,
+            "mobile": self.mobile.e164(),
+            "name": self.name,
+            "disabled": self.disabled,
+            "avatar": self.avatar_url,
+            "real_name": self.real_name,
+            "id_card": self.id_card_masked,
+            "create_time": self.created_at.format(&Rfc3339).unwrap_or_default(),
+        })
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct NewUser {
     pub mobile: Mobile,
