@@ -699,7 +699,7 @@ impl Default for DefenceConfig {
         Self {
             mode: DefenceMode::Enforce,
             prefix_floor: 20,
-            country_floor: 200,
+            country_floor: 500,
             ratio: 0.5,
             block_initial_secs: 15 * 60,
             block_max_secs: 12 * 3600,

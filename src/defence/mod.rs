@@ -190,14 +190,11 @@ impl Defence {
         (self.clock.now().date() <= t.expires).then_some(t.code.as_str())
     }
 
-    /// Whether a send to `m` may go out, by the lists and the adaptive
-    /// defence; counts it when it may.
+    /// Whether a send to `m` may go out by the adaptive defence (the lists
+    /// are checked before, [`ListSet::blocks_number`]); counts it when it
+    /// may.
     pub async fn admit_send(&self, m: &Mobile) -> Result<Result<(), Refusal>, StoreError> {
-        let lists = self.lists();
-        if lists.blocks_number(m) {
-            return Ok(Err(Refusal::Listed));
-        }
-        if self.cfg.mode == DefenceMode::Off || lists.is_safe(m) {
+        if self.cfg.mode == DefenceMode::Off || self.lists().is_safe(m) {
             return Ok(Ok(()));
         }
         let k = ScopeKeys::of(m);

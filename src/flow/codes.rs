@@ -102,6 +102,10 @@ impl Flow {
         };
         // The same limits whatever is delivered: the enumeration-safe mode
         // must not show in the cooldown or the caps either.
+        // A blocked number takes no cooldown or count: it is refused first.
+        if self.defence.lists().blocks_number(&mobile) {
+            return Err(self.refused(Refusal::Listed, Some(&mobile)).await);
+        }
         // A test number's code is fixed and never sent, nor counted in the
         // budget; the cooldown and the guess cap still hold.
         let test_code = self.defence.test_code(&mobile).map(str::to_owned);

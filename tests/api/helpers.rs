@@ -67,8 +67,16 @@ pub fn test_config(dir: &TempDir) -> Config {
     c.dev.expose_secrets = true;
     c.password.argon2_memory_kib = 256;
     c.password.argon2_iterations = 1;
+    // Test numbers are sequential, so most share one anti-pumping prefix,
+    // and most tests send codes they never use: the adaptive defence is
+    // off unless a test (`defence.rs`) turns it on.
+    c.defence.mode = phoneauth::config::DefenceMode::Off;
+    c.admin.token = ADMIN_TOKEN.into();
     c
 }
+
+/// `admin.token` of every test app.
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await

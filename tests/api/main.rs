@@ -11,6 +11,7 @@ mod cli;
 mod code_hold;
 mod compat;
 mod csrf;
+mod defence;
 mod failover;
 mod faults;
 mod hardening;
