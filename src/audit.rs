@@ -7,8 +7,11 @@
 //! warning is logged for each), never the request.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
+
+use tokio::sync::Notify;
 
 use crate::clock::SharedClock;
 use crate::domain::Mobile;
@@ -67,11 +70,33 @@ impl<'a> Record<'a> {
 pub struct Audit {
     users: SharedUserRepo,
     clock: SharedClock,
+    /// Records being written, for [`Audit::flush`].
+    pending: Arc<(AtomicUsize, Notify)>,
 }
 
 impl Audit {
     pub fn new(users: SharedUserRepo, clock: SharedClock) -> Self {
-        Self { users, clock }
+        Self {
+            users,
+            clock,
+            pending: Arc::new((AtomicUsize::new(0), Notify::new())),
+        }
+    }
+
+    /// Waits (at most `bound`) for the records still being written: a
+    /// command that exits right after an action keeps its record.
+    pub async fn flush(&self, bound: Duration) {
+        let (count, done) = &*self.pending;
+        let _ = tokio::time::timeout(bound, async {
+            while count.load(Ordering::SeqCst) > 0 {
+                let notified = done.notified();
+                if count.load(Ordering::SeqCst) == 0 {
+                    break;
+                }
+                notified.await;
+            }
+        })
+        .await;
     }
 
     /// Appends `r` in the background.
@@ -88,11 +113,14 @@ impl Audit {
             request_id: (!ctx.request_id.is_empty()).then_some(ctx.request_id),
             detail: r.detail,
         };
-        let users = self.users.clone();
+        let (users, pending) = (self.users.clone(), self.pending.clone());
+        pending.0.fetch_add(1, Ordering::SeqCst);
         tokio::spawn(async move {
             if let Err(e) = users.append_audit(&event).await {
                 tracing::warn!(error = %e, event = event.event, "could not write an audit record");
             }
+            pending.0.fetch_sub(1, Ordering::SeqCst);
+            pending.1.notify_waiters();
         });
     }
 

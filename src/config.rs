@@ -1541,6 +1541,54 @@ mod tests {
     }
 
     #[test]
+    fn test_numbers_take_a_toml_date_or_a_string_and_refuse_a_real_provider() {
+        let toml = r#"
+            [[sms.test_numbers]]
+            mobile = "17000000001"
+            code = "246810"
+            expires = 2027-06-30
+            [[sms.test_numbers]]
+            mobile = "17000000002"
+            code = "135790"
+            expires = "2027-07-01"
+        "#;
+        let c: Config = Figment::new()
+            .merge(Toml::string(toml))
+            .extract()
+            .expect("parses");
+        let days: Vec<String> = c
+            .sms
+            .test_numbers
+            .iter()
+            .map(|t| t.expires.to_string())
+            .collect();
+        assert_eq!(days, ["2027-06-30", "2027-07-01"]);
+        let c = c.validated().expect("valid beside the log provider");
+        let mut real = c.clone();
+        real.sms.provider = ProviderKind::Twilio;
+        let err = real
+            .clone()
+            .validated()
+            .expect_err("refused beside a real provider");
+        assert!(
+            err.to_string().contains("allow_test_numbers_in_production"),
+            "{err}"
+        );
+        real.sms.allow_test_numbers_in_production = true;
+        // Allowed, the test numbers are no longer what is refused (the
+        // missing Twilio keys still are).
+        if let Err(e) = real.validated() {
+            assert!(!e.to_string().contains("test_numbers"), "{e}");
+        }
+        let bad: Result<Config, _> = Figment::new()
+            .merge(Toml::string(
+                "[[sms.test_numbers]]\nmobile = \"1\"\ncode = \"1\"\nexpires = \"June\"",
+            ))
+            .extract();
+        assert!(bad.is_err(), "a date that is not one");
+    }
+
+    #[test]
     fn the_example_file_parses_and_lists_every_key() {
         let example = include_str!("../config.example.toml");
         let parsed: Config = Figment::new()

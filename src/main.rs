@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -197,6 +198,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 }
             };
             print_json(&out);
+            flow.audit().flush(Duration::from_secs(5)).await;
         }
         Command::Block { action } => list_command(&config, "block", action).await?,
         Command::Safe { action } => list_command(&config, "safe", action).await?,
@@ -242,6 +244,7 @@ async fn list_command(config: &Config, list: &str, action: ListAction) -> anyhow
         ListAction::List => json!({ "list": list, "entries": flow.list(list).await? }),
     };
     print_json(&out);
+    flow.audit().flush(Duration::from_secs(5)).await;
     Ok(())
 }
 

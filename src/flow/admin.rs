@@ -125,7 +125,9 @@ impl Flow {
             let verb = if add { "add" } else { "remove" };
             // Numbers are masked in the record, like everywhere else.
             let shown = match entry.kind.as_str() {
-                "number" => crate::domain::mask(&entry.value),
+                "number" => Mobile::from_e164(&entry.value)
+                    .map(|m| m.masked())
+                    .unwrap_or_else(|_| crate::domain::mask(&entry.value)),
                 _ => entry.value.clone(),
             };
             let detail = format!("{} {verb} {} {shown}", entry.list, entry.kind);

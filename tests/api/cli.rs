@@ -112,3 +112,64 @@ fn sms_test_sends_through_the_configured_chain_without_printing_the_number() {
     let out = phoneauth(&dir, &["sms-test", "12345"], &[]);
     assert!(!out.status.success());
 }
+
+#[test]
+fn operators_manage_lists_users_and_read_the_audit_log_from_the_command_line() {
+    let dir = TempDir::new();
+    let run = |args: &[&str]| phoneauth(&dir, args, &[]);
+    let json = |out: &Output| -> serde_json::Value {
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        serde_json::from_slice(&out.stdout).expect("JSON on stdout")
+    };
+    let added = json(&run(&["block", "add", "prefix", "+86139"]));
+    assert_eq!(added["entry"]["value"], "86139");
+    assert_eq!(added["changed"], true);
+    assert_eq!(
+        json(&run(&["block", "add", "prefix", "86139"]))["changed"],
+        false
+    );
+    json(&run(&["safe", "add", "number", "+86 150 0000 0001"]));
+    let listed = json(&run(&["block", "list"]));
+    assert_eq!(
+        listed["entries"].as_array().map(Vec::len),
+        Some(1),
+        "{listed}"
+    );
+    let safe = json(&run(&["safe", "list"]));
+    assert_eq!(safe["entries"][0]["value"], "+8615000000001");
+
+    let bad = run(&["block", "add", "country", "ZZ"]);
+    assert!(!bad.status.success());
+    assert!(
+        text(&bad.stderr).contains("ISO 3166"),
+        "{}",
+        text(&bad.stderr)
+    );
+
+    let missing = run(&["user", "show", "--mobile", "13800000000"]);
+    assert!(!missing.status.success());
+    let stats = json(&run(&["stats"]));
+    assert!(stats["last_hour"]["sends"].is_u64(), "{stats}");
+    let audit = json(&run(&["audit", "--event", "list_changed"]));
+    let details: Vec<&str> = audit["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["detail"].as_str())
+        .collect();
+    assert!(details.contains(&"block add prefix 86139"), "{details:?}");
+    assert!(
+        details.contains(&"safe add number 150****0001"),
+        "numbers are masked: {details:?}"
+    );
+    assert_eq!(
+        details.len(),
+        2,
+        "an entry already there is no change: {details:?}"
+    );
+    json(&run(&["block", "remove", "prefix", "86139"]));
+    assert_eq!(
+        json(&run(&["block", "list"]))["entries"],
+        serde_json::json!([])
+    );
+}
