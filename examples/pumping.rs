@@ -67,7 +67,12 @@ fn usage() -> ! {
 }
 
 /// A register code request for `mobile` from client address `ip`; the errno.
-async fn send(http: &reqwest::Client, base: &str, ip: &str, mobile: &str) -> Result<String, String> {
+async fn send(
+    http: &reqwest::Client,
+    base: &str,
+    ip: &str,
+    mobile: &str,
+) -> Result<String, String> {
     let id = phoneauth::secret::random_hex(16);
     http.get(format!("{base}/api/v1.0/image_codes/{id}"))
         .header("x-forwarded-for", ip)

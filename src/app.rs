@@ -67,6 +67,7 @@ impl App {
                 max_age_secs: config.sessions.ttl_secs,
             },
             steps_require_captcha: config.compat.steps_require_captcha,
+            sms: Arc::new(config.sms.clone()),
         };
         let router = http::router(
             state,

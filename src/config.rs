@@ -380,6 +380,9 @@ pub struct AliyunConfig {
     pub sign_name: String,
     #[serde(deserialize_with = "lenient")]
     pub template_code: String,
+    /// The secret `?token=` of the SmsReport callback URL (Aliyun does not
+    /// sign its status pushes); empty: receipts are refused.
+    pub callback_token: Secret,
 }
 
 impl AliyunConfig {
@@ -401,6 +404,7 @@ impl Default for AliyunConfig {
             access_key_secret: Secret::default(),
             sign_name: String::new(),
             template_code: String::new(),
+            callback_token: Secret::default(),
         }
     }
 }
@@ -421,6 +425,9 @@ pub struct TencentConfig {
     pub template_id: String,
     #[serde(deserialize_with = "lenient")]
     pub region: String,
+    /// The secret `?token=` of the status callback URL (Tencent does not
+    /// sign its status pushes); empty: receipts are refused.
+    pub callback_token: Secret,
 }
 
 impl TencentConfig {
@@ -446,6 +453,7 @@ impl Default for TencentConfig {
             sign_name: String::new(),
             template_id: String::new(),
             region: "ap-guangzhou".into(),
+            callback_token: Secret::default(),
         }
     }
 }
@@ -469,6 +477,10 @@ pub struct TwilioConfig {
     /// When set, the text ends with the WebOTP line `@<domain> #<code>`, so
     /// browsers on that site can offer to fill the code in.
     pub webotp_domain: String,
+    /// The public URL of `/hooks/sms/twilio`, sent as each message's
+    /// `StatusCallback` and checked in Twilio's signatures; empty: no
+    /// receipts.
+    pub status_callback: String,
 }
 
 impl TwilioConfig {
@@ -496,6 +508,7 @@ impl Default for TwilioConfig {
             template_en: "Your verification code is {code}. It expires in {minutes} minutes."
                 .into(),
             webotp_domain: String::new(),
+            status_callback: String::new(),
         }
     }
 }

@@ -148,6 +148,30 @@ pub fn defence_refusal(reason: &'static str, country: &str, shadow: bool) {
     counter!(name, "reason" => reason, "country" => country.to_owned()).increment(1);
 }
 
+/// A delivery receipt applied (`delivered`, `failed`), by provider and
+/// country: with the sends and verifications, the delivery and verification
+/// rates.
+pub fn sms_receipt(provider: &'static str, country: &str, status: &'static str) {
+    let labels = [
+        ("provider", provider.to_owned()),
+        ("country", country.to_owned()),
+        ("status", status.to_owned()),
+    ];
+    counter!("phoneauth_sms_receipts_total", &labels).increment(1);
+}
+
+/// A status callback refused (`unsigned`, `forged`, `malformed`,
+/// `not_configured`).
+pub fn sms_receipt_refused(provider: &'static str, reason: &'static str) {
+    counter!("phoneauth_sms_receipts_refused_total", "provider" => provider, "reason" => reason)
+        .increment(1);
+}
+
+/// A code verified, by country (with the sends, the verification rate).
+pub fn code_verified(country: &str) {
+    counter!("phoneauth_codes_verified_total", "country" => country.to_owned()).increment(1);
+}
+
 /// How full the memory store is (0 to 1); readiness fails at 0.9.
 pub fn store_fullness(ratio: f64) {
     gauge!("phoneauth_store_fullness_ratio").set(ratio);

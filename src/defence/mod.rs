@@ -260,10 +260,19 @@ impl Defence {
 
     /// A code sent to `m` was verified: its scopes earn room.
     pub async fn verified(&self, m: &Mobile) {
+        self.credit(ScopeKeys::of(m)).await;
+    }
+
+    /// A send into `prefix` and `country` was not delivered: nobody could
+    /// use its code, so it does not count against the scopes.
+    pub async fn undelivered(&self, prefix: &str, country: &str) {
+        self.credit(ScopeKeys::of_scopes(prefix, country)).await;
+    }
+
+    async fn credit(&self, k: ScopeKeys) {
         if self.cfg.mode == DefenceMode::Off {
             return;
         }
-        let k = ScopeKeys::of(m);
         let keys = [
             k.verified[0].as_str(),
             k.verified[1].as_str(),
@@ -287,10 +296,11 @@ struct ScopeKeys {
 
 impl ScopeKeys {
     fn of(m: &Mobile) -> Self {
-        let scopes = [
-            format!("p:{}", m.pumping_prefix()),
-            format!("c:{}", m.country()),
-        ];
+        Self::of_scopes(m.pumping_prefix(), m.country())
+    }
+
+    fn of_scopes(prefix: &str, country: &str) -> Self {
+        let scopes = [format!("p:{prefix}"), format!("c:{country}")];
         let key = |what: &str, scope: &str| format!("{{pump}}:{what}:{scope}");
         Self {
             blocks: scopes.clone().map(|s| key("block", &s)),

@@ -268,6 +268,9 @@ impl Flow {
                     let detail = format!("{purpose}/{}", receipt.provider);
                     self.record(Record::new("code_sent").mobile(msg.mobile).detail(detail));
                 }
+                if let Some(id) = &receipt.message_id {
+                    self.await_receipt(receipt.provider, id, msg.mobile).await;
+                }
                 Ok(())
             }
             Err(e) if e.kind == SmsErrorKind::Unknown => {
@@ -373,6 +376,7 @@ impl Flow {
     /// recorded.
     async fn code_verified(&self, mobile: &Mobile, purpose: Purpose) {
         self.defence.verified(mobile).await;
+        meter::code_verified(mobile.country());
         self.record(
             Record::new("code_verified")
                 .mobile(mobile)

@@ -13,6 +13,7 @@ mod codes;
 mod error;
 pub mod input;
 mod profile;
+mod receipts;
 mod sessions;
 mod steps;
 

@@ -18,6 +18,7 @@ mod envelope;
 mod error;
 mod extract;
 mod files;
+mod hooks;
 mod ihome;
 mod limits;
 mod messages;
@@ -64,6 +65,8 @@ pub struct AppState {
     pub cookies: CookiePolicy,
     /// `compat.steps_require_captcha`.
     pub steps_require_captcha: bool,
+    /// The SMS settings delivery receipts are checked against.
+    pub sms: Arc<crate::config::SmsConfig>,
 }
 
 impl FromRef<AppState> for TrustedProxies {
@@ -144,6 +147,7 @@ pub fn router(state: AppState, opts: RouterOptions) -> Router {
     if opts.dev_hooks {
         app = app.merge(dev::routes());
     }
+    app = app.merge(hooks::routes());
     if let Some(dir) = state.flow.avatar_dir() {
         app = app.merge(files::avatars(dir.to_path_buf()));
     }

@@ -5,6 +5,7 @@ pub mod aliyun;
 pub mod cloopen;
 pub mod http;
 pub mod log;
+pub mod receipts;
 pub mod tencent;
 pub mod twilio;
 

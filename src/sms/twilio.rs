@@ -138,7 +138,10 @@ impl SmsSender for Twilio {
                 self.cfg.messaging_service_sid.as_str(),
             )
         };
-        let form = [("To", msg.mobile.e164()), sender, ("Body", body.as_str())];
+        let mut form = vec![("To", msg.mobile.e164()), sender, ("Body", body.as_str())];
+        if !self.cfg.status_callback.is_empty() {
+            form.push(("StatusCallback", self.cfg.status_callback.as_str()));
+        }
         let req = self
             .client
             .post(url)

@@ -76,6 +76,11 @@ pub fn steps_password(m: &Mobile) -> String {
     format!("steps:{{{}}}:password", m.e164())
 }
 
+/// A sent message awaiting its delivery receipt, by the vendor's id.
+pub fn sms_receipt(provider: &str, message_id: &str) -> String {
+    format!("receipt:{{{provider}:{message_id}}}")
+}
+
 pub fn dev_captcha(id: &CaptchaId) -> String {
     format!("dev:captcha:{{{}}}", id.as_str())
 }

@@ -498,3 +498,105 @@ async fn a_block_added_through_one_instance_holds_on_the_other_within_5_s() {
     }
     assert!(started.elapsed() < Duration::from_secs(5));
 }
+
+#[tokio::test]
+async fn signed_delivery_receipts_are_applied_and_forged_ones_refused() {
+    use wiremock::matchers::{body_string_contains, method};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let vendor = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(body_string_contains(
+            "StatusCallback=https%3A%2F%2Fauth.example.com%2Fhooks%2Fsms%2Ftwilio",
+        ))
+        .respond_with(
+            ResponseTemplate::new(201)
+                .set_body_json(json!({ "sid": "SMreceipt0001", "status": "queued" })),
+        )
+        .expect(1)
+        .mount(&vendor)
+        .await;
+    let callback = "https://auth.example.com/hooks/sms/twilio";
+    let app = spawn_app_with(|c| {
+        c.sms.provider = "twilio".parse().expect("provider");
+        c.sms.twilio.base_url = vendor.uri();
+        c.sms.twilio.account_sid = "AC0123456789abcdef".into();
+        c.sms.twilio.auth_token = "twilio-token".into();
+        c.sms.twilio.from = "+15005550006".into();
+        c.sms.twilio.status_callback = callback.into();
+    })
+    .await;
+    let (id, answer) = app.captcha().await;
+    assert_eq!(
+        app.sms_code(&fresh_mobile(), &answer, &id).await["errno"],
+        "0"
+    );
+
+    let post = |body: &'static str, signature: Option<String>| {
+        let mut req = client()
+            .post(app.url("/hooks/sms/twilio"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body);
+        if let Some(s) = signature {
+            req = req.header("x-twilio-signature", s);
+        }
+        async move { req.send().await.expect("callback").status() }
+    };
+    let body = "MessageSid=SMreceipt0001&MessageStatus=delivered&To=%2B8613900000000";
+    let fields: Vec<(String, String)> = url::form_urlencoded::parse(body.as_bytes())
+        .into_owned()
+        .collect();
+    let signature = phoneauth::sms::receipts::twilio_signature("twilio-token", callback, &fields);
+    assert_eq!(post(body, None).await, 401, "unsigned");
+    assert_eq!(
+        post(body, Some("bm90IGEgc2lnbmF0dXJl".into())).await,
+        403,
+        "forged"
+    );
+    let tampered = "MessageSid=SMreceipt0001&MessageStatus=failed&To=%2B8613900000000";
+    assert_eq!(
+        post(tampered, Some(signature.clone())).await,
+        403,
+        "signed for another body"
+    );
+    assert_eq!(post(body, Some(signature)).await, 204);
+    assert_eq!(
+        client()
+            .post(app.url("/hooks/sms/aliyun?token=x"))
+            .body("[]")
+            .send()
+            .await
+            .expect("aliyun")
+            .status(),
+        404,
+        "not configured"
+    );
+
+    let metrics = client()
+        .get(format!("{}/metrics", app.admin.as_deref().expect("admin")))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let line = |name: &str, needle: &str| {
+        metrics
+            .lines()
+            .any(|l| l.starts_with(name) && l.contains(needle))
+    };
+    assert!(
+        line("phoneauth_sms_receipts_total", r#"status="delivered""#),
+        "{metrics}"
+    );
+    assert!(
+        line("phoneauth_sms_receipts_refused_total", r#"reason="forged""#),
+        "{metrics}"
+    );
+    assert!(
+        line(
+            "phoneauth_sms_receipts_refused_total",
+            r#"reason="unsigned""#
+        ),
+        "{metrics}"
+    );
+}

@@ -180,6 +180,7 @@ fn aliyun_cfg(base: &str) -> AliyunConfig {
         access_key_secret: "EXAMPLESECRET".into(),
         sign_name: "阿里云短信测试".into(),
         template_code: "SMS_154950909".into(),
+        ..AliyunConfig::default()
     }
 }
 
@@ -311,6 +312,7 @@ fn tencent_cfg(base: &str) -> TencentConfig {
         sign_name: "腾讯云".into(),
         template_id: "1110".into(),
         region: "ap-guangzhou".into(),
+        ..TencentConfig::default()
     }
 }
 

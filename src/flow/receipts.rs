@@ -1,0 +1,71 @@
+//! Delivery receipts (SPEC §10): each send with a vendor id is recorded as
+//! `sent` for three days; a verified receipt turns it `delivered` or
+//! `failed` once, counted per provider and country. A failed delivery gives
+//! its scope back the room the send took against pumping (nobody could
+//! have used that code).
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::Flow;
+use crate::domain::Mobile;
+use crate::meter;
+use crate::sms::receipts::{Delivery, Receipt};
+use crate::store::keys;
+
+/// How long a send waits for its receipt.
+const RECEIPT_WAIT: Duration = Duration::from_secs(3 * 86_400);
+
+/// A send as recorded for its receipt.
+#[derive(Debug, Serialize, Deserialize)]
+struct SentMessage {
+    country: String,
+    prefix: String,
+    status: String,
+}
+
+impl Flow {
+    /// Records a send for its receipt; a failure costs only that receipt.
+    pub(super) async fn await_receipt(&self, provider: &str, message_id: &str, mobile: &Mobile) {
+        let sent = SentMessage {
+            country: mobile.country().to_owned(),
+            prefix: mobile.pumping_prefix().to_owned(),
+            status: "sent".into(),
+        };
+        let Ok(json) = serde_json::to_vec(&sent) else {
+            return;
+        };
+        let key = keys::sms_receipt(provider, message_id);
+        if let Err(e) = self.store.set(&key, &json, RECEIPT_WAIT).await {
+            tracing::debug!(error = %e, "could not record a send for its receipt");
+        }
+    }
+
+    /// Applies a verified receipt; `false` when the send is unknown or was
+    /// settled already (vendors repeat callbacks).
+    pub async fn apply_receipt(&self, provider: &'static str, r: &Receipt) -> bool {
+        let key = keys::sms_receipt(provider, &r.message_id);
+        let Ok(Some(bytes)) = self.store.get(&key).await else {
+            return false;
+        };
+        let Ok(mut sent) = serde_json::from_slice::<SentMessage>(&bytes) else {
+            return false;
+        };
+        if sent.status != "sent" {
+            return false;
+        }
+        sent.status = r.delivery.as_str().to_owned();
+        let Ok(json) = serde_json::to_vec(&sent) else {
+            return false;
+        };
+        if !matches!(self.store.replace(&key, &json).await, Ok(true)) {
+            return false;
+        }
+        meter::sms_receipt(provider, &sent.country, r.delivery.as_str());
+        if r.delivery == Delivery::Failed {
+            self.defence.undelivered(&sent.prefix, &sent.country).await;
+        }
+        true
+    }
+}
