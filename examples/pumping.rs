@@ -174,7 +174,8 @@ async fn main() {
             .lines()
             .filter(|l| l.starts_with("phoneauth_defence_shadow_refusals_total"))
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum::<f64>(),
+            .sum::<f64>()
+            .abs(),
         None => 0.0,
     };
     println!(
