@@ -346,11 +346,11 @@ pub async fn build_flow(config: &Config, overrides: Overrides) -> anyhow::Result
     let _ = rustls::crypto::ring::default_provider().install_default();
     let store = match overrides.store {
         Some(s) => s,
-        None => open_store(&config, clock.clone()).await?,
+        None => open_store(config, clock.clone()).await?,
     };
     let users = match overrides.users {
         Some(u) => u,
-        None => open_users(&config).await?,
+        None => open_users(config).await?,
     };
     users
         .migrate()
@@ -359,7 +359,7 @@ pub async fn build_flow(config: &Config, overrides: Overrides) -> anyhow::Result
     // From here on, each database call of a request is bounded by what is
     // left of that request's budget (Redis operations bound themselves).
     let users = crate::budget::BoundedUsers::wrap(users);
-    let secret = load_secret(&config).await?;
+    let secret = load_secret(config).await?;
     let sms = Arc::new(match overrides.sms {
         Some(sender) => SmsChain::new(vec![sender]),
         None => SmsChain::from_config(&config.sms, clock.clone()).map_err(anyhow::Error::msg)?,
