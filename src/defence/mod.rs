@@ -29,6 +29,19 @@ use crate::users::{ListEntry, RepoError, SharedUserRepo};
 
 pub use lists::{ListSet, parse_entry};
 
+/// How long the claim to place a block lasts: shorter than any block, so
+/// the next trip after a block ends is not missed.
+const TRIP_CLAIM: Duration = Duration::from_secs(5);
+
+/// What the adaptive defence says of a send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    Allowed,
+    Refused(Refusal),
+    /// Shadow mode: it would have been refused; it goes out.
+    WouldRefuse(Refusal),
+}
+
 /// Why the defence refused a send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
@@ -44,6 +57,14 @@ pub enum Refusal {
 }
 
 impl Refusal {
+    /// Every [`Refusal::reason`].
+    pub const REASONS: [&'static str; 4] = [
+        "block_list",
+        "blocked_network",
+        "pumping_prefix",
+        "pumping_country",
+    ];
+
     /// The metric and audit label.
     pub fn reason(self) -> &'static str {
         match self {
@@ -193,15 +214,15 @@ impl Defence {
     /// Whether a send to `m` may go out by the adaptive defence (the lists
     /// are checked before, [`ListSet::blocks_number`]); counts it when it
     /// may.
-    pub async fn admit_send(&self, m: &Mobile) -> Result<Result<(), Refusal>, StoreError> {
+    pub async fn admit_send(&self, m: &Mobile) -> Result<Admission, StoreError> {
         if self.cfg.mode == DefenceMode::Off || self.lists().is_safe(m) {
-            return Ok(Ok(()));
+            return Ok(Admission::Allowed);
         }
         let k = ScopeKeys::of(m);
         let counts = self.store.pump_send(&k.pump_keys()).await?;
         let (sent, verified) = match counts {
             PumpCounts::Blocked { scope, remaining } => {
-                return Ok(Err(Refusal::Pumping {
+                return Ok(Admission::Refused(Refusal::Pumping {
                     scope: PumpScope::of(scope),
                     retry_after: remaining,
                 }));
@@ -216,25 +237,30 @@ impl Defence {
                 continue;
             }
             let refusal = self.trip(&k, scope).await?;
-            if self.cfg.mode == DefenceMode::Shadow {
-                meter::defence_refusal(refusal.reason(), m.country(), true);
-                tracing::info!(
-                    reason = refusal.reason(),
-                    country = m.country(),
-                    "anti-pumping would refuse (shadow)"
-                );
-                return Ok(Ok(()));
-            }
-            return Ok(Err(refusal));
+            return Ok(if self.cfg.mode == DefenceMode::Shadow {
+                Admission::WouldRefuse(refusal)
+            } else {
+                Admission::Refused(refusal)
+            });
         }
-        Ok(Ok(()))
+        Ok(Admission::Allowed)
     }
 
     /// Blocks scope `scope` for a time that doubles with each repeat within
     /// a day (enforce mode only).
+    ///
+    /// Of concurrent sends that find the scope over its threshold, only the
+    /// first places the block and counts a repeat (a short claim in the
+    /// store), so a burst does not multiply the block time.
     async fn trip(&self, k: &ScopeKeys, scope: usize) -> Result<Refusal, StoreError> {
         let mut retry_after = Duration::from_secs(self.cfg.block_initial_secs);
-        if self.cfg.mode == DefenceMode::Enforce {
+        let first = self.cfg.mode == DefenceMode::Enforce
+            && self
+                .store
+                .set_nx(&k.tripping[scope], b"1", TRIP_CLAIM)
+                .await?
+                .is_none();
+        if first {
             let day = Duration::from_secs(86_400);
             let strikes = self.store.incr_window(&k.strikes[scope], day).await?.count;
             let doubled = self
@@ -289,6 +315,8 @@ impl Defence {
 /// `{pump}`, so one script can touch them all on Redis Cluster.
 struct ScopeKeys {
     blocks: [String; 2],
+    /// Claimed by the one send that places a block.
+    tripping: [String; 2],
     strikes: [String; 2],
     sent: [String; 4],
     verified: [String; 4],
@@ -304,6 +332,7 @@ impl ScopeKeys {
         let key = |what: &str, scope: &str| format!("{{pump}}:{what}:{scope}");
         Self {
             blocks: scopes.clone().map(|s| key("block", &s)),
+            tripping: scopes.clone().map(|s| key("tripping", &s)),
             strikes: scopes.clone().map(|s| key("strikes", &s)),
             sent: [
                 key("sent:h", &scopes[0]),

@@ -9,6 +9,7 @@ use serde::Serialize;
 use super::{Flow, FlowError};
 use crate::audit::Record;
 use crate::domain::Mobile;
+use crate::store::keys;
 use crate::users::{AuditEvent, AuditQuery, ListEntry, User, UserChange};
 
 /// Send and refusal figures of one period ([`Flow::stats`]).
@@ -141,12 +142,14 @@ impl Flow {
     pub async fn stats(&self) -> Result<Stats, FlowError> {
         let now = self.audit.now_ms();
         Ok(Stats {
-            last_hour: self.period(now - 3_600_000).await?,
-            last_day: self.period(now - 86_400_000).await?,
+            last_hour: self.period(now - 3_600_000, "hour").await?,
+            last_day: self.period(now - 86_400_000, "day").await?,
         })
     }
 
-    async fn period(&self, since_ms: i64) -> Result<Period, FlowError> {
+    /// Sends and verifications from the audit log; refusals from the
+    /// store's exact counts (the log keeps only a sample of them).
+    async fn period(&self, since_ms: i64, name: &str) -> Result<Period, FlowError> {
         let mut p = Period::default();
         for c in self.users.audit_counts(since_ms).await? {
             let n = c.count.max(0) as u64;
@@ -163,11 +166,22 @@ impl Flow {
                     p.verifications += n;
                     *p.verifications_by_country.entry(country).or_default() += n;
                 }
-                "code_refused" => {
-                    p.refusals += n;
-                    *p.refusals_by_reason.entry(detail).or_default() += n;
-                }
                 _ => {}
+            }
+        }
+        for reason in crate::defence::Refusal::REASONS {
+            for label in [reason.to_owned(), format!("shadow/{reason}")] {
+                let n = self
+                    .store
+                    .peek_counter(&keys::refusals(&label, name))
+                    .await?
+                    .count;
+                if n > 0 {
+                    if !label.starts_with("shadow/") {
+                        p.refusals += n;
+                    }
+                    p.refusals_by_reason.insert(label, n);
+                }
             }
         }
         Ok(p)

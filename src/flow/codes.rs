@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{CodeRequest, Flow, FlowError, SessionData};
 use crate::audit::Record;
-use crate::defence::Refusal;
+use crate::defence::{Admission, Refusal};
 use crate::domain::{Lang, Mobile, Purpose, SmsCode};
 use crate::limits::{ClientKey, SendReservation};
 use crate::meter;
@@ -121,13 +121,21 @@ impl Flow {
                     return Err(e.into());
                 }
             };
-            if let Err(refusal) = admitted {
-                self.limits.release_send(reservation).await;
-                return Err(self.refused(refusal, Some(&mobile)).await);
+            match admitted {
+                Admission::Allowed => {}
+                Admission::WouldRefuse(refusal) => {
+                    self.note_refusal(refusal, Some(&mobile), true).await;
+                }
+                Admission::Refused(refusal) => {
+                    self.limits.release_send(reservation).await;
+                    return Err(self.refused(refusal, Some(&mobile)).await);
+                }
             }
         }
+        // A test number is never sent anything, not even the notice.
         let delivery = match (&test_code, delivery) {
             (Some(_), Delivery::Code) => Delivery::Test,
+            (Some(_), Delivery::TakenNotice) => Delivery::Nothing,
             (_, d) => d,
         };
         let code = test_code.unwrap_or_else(secret::random_code);
@@ -384,31 +392,62 @@ impl Flow {
         );
     }
 
-    /// A refusal of the defence, counted, logged (the country, never the
-    /// number) and recorded — at most once a minute per reason and prefix
-    /// (or network), so that an attack cannot flood the audit log.
+    /// A refusal of the defence, noted ([`Flow::note_refusal`]).
     async fn refused(&self, refusal: Refusal, mobile: Option<&Mobile>) -> FlowError {
+        self.note_refusal(refusal, mobile, false).await;
+        FlowError::Refused(refusal)
+    }
+
+    /// Counts a refusal (or, in shadow mode, a would-be refusal): a metric,
+    /// the hour's and day's count for the statistics, a log line with the
+    /// country (never the number), and an audit record — at most one a
+    /// minute per reason and prefix (or network), so that an attack cannot
+    /// flood the audit log.
+    pub(super) async fn note_refusal(
+        &self,
+        refusal: Refusal,
+        mobile: Option<&Mobile>,
+        shadow: bool,
+    ) {
         let country = mobile.map_or("-", |m| m.country());
-        meter::defence_refusal(refusal.reason(), country, false);
+        let reason = refusal.reason();
+        meter::defence_refusal(reason, country, shadow);
         tracing::info!(
-            reason = refusal.reason(),
+            reason,
             country,
+            shadow,
             "code request refused by the defence"
         );
+        let label = if shadow {
+            format!("shadow/{reason}")
+        } else {
+            reason.to_owned()
+        };
+        for (window, name) in [
+            (Duration::from_secs(3600), "hour"),
+            (Duration::from_secs(86_400), "day"),
+        ] {
+            if let Err(e) = self
+                .store
+                .incr_window(&keys::refusals(&label, name), window)
+                .await
+            {
+                tracing::debug!(error = %e, "could not count a refusal");
+            }
+        }
         let scope = mobile.map_or("network", |m| m.pumping_prefix());
-        let once = format!("audit:{{{scope}}}:refused:{}", refusal.reason());
+        let once = format!("audit:{{{scope}}}:refused:{label}");
         if let Ok(None) = self
             .store
             .set_nx(&once, b"1", Duration::from_secs(60))
             .await
         {
-            let mut r = Record::new("code_refused").detail(refusal.reason());
+            let mut r = Record::new("code_refused").detail(label);
             if let Some(m) = mobile {
                 r = r.mobile(m);
             }
             self.record(r);
         }
-        FlowError::Refused(refusal)
     }
 
     pub async fn dev_sms(&self, mobile: &Mobile) -> Result<Option<DevSms>, FlowError> {

@@ -52,7 +52,14 @@ impl Flow {
         let Ok(mut sent) = serde_json::from_slice::<SentMessage>(&bytes) else {
             return false;
         };
-        if sent.status != "sent" {
+        // Settled once, whoever comes first: vendors repeat callbacks.
+        let settled = format!("{key}:settled");
+        if sent.status != "sent"
+            || !matches!(
+                self.store.set_nx(&settled, b"1", RECEIPT_WAIT).await,
+                Ok(None)
+            )
+        {
             return false;
         }
         sent.status = r.delivery.as_str().to_owned();

@@ -71,11 +71,20 @@ pub enum LimitError {
 
 /// The key a client is limited under: the address for IPv4, the /64 for IPv6
 /// (one subscriber usually holds a whole /64).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct ClientKey {
     key: String,
     ip: IpAddr,
 }
+
+/// Two clients are the same client when they are limited as one (one /64).
+impl PartialEq for ClientKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key
+    }
+}
+
+impl Eq for ClientKey {}
 
 impl ClientKey {
     pub fn from_ip(ip: IpAddr) -> Self {

@@ -76,6 +76,12 @@ pub fn steps_password(m: &Mobile) -> String {
     format!("steps:{{{}}}:password", m.e164())
 }
 
+/// Refusals of the defence for one reason in the current hour or day, for
+/// the statistics.
+pub fn refusals(reason: &str, period: &str) -> String {
+    format!("stats:{{refusals}}:{reason}:{period}")
+}
+
 /// A sent message awaiting its delivery receipt, by the vendor's id.
 pub fn sms_receipt(provider: &str, message_id: &str) -> String {
     format!("receipt:{{{provider}:{message_id}}}")

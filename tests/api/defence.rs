@@ -232,12 +232,10 @@ async fn a_pumping_attack_is_stopped_within_25_sends_and_nobody_else_is_refused(
         hour["verifications"].as_u64().unwrap_or(0) >= 100,
         "{stats}"
     );
-    assert!(
-        hour["refusals_by_reason"]["pumping_prefix"]
-            .as_u64()
-            .unwrap_or(0)
-            >= 1,
-        "{stats}"
+    assert_eq!(
+        hour["refusals_by_reason"]["pumping_prefix"].as_u64(),
+        Some(stopped as u64),
+        "every refusal is counted: {stats}"
     );
 }
 
@@ -266,6 +264,27 @@ async fn in_shadow_mode_nothing_is_refused_and_the_would_be_refusals_are_counted
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum::<f64>();
     assert!(counted >= 1.0, "shadow refusals counted:\n{metrics}");
+    let (_, stats) = admin(&app, Method::GET, "/admin/stats", None).await;
+    let shadow = stats["data"]["last_hour"]["refusals_by_reason"]["shadow/pumping_prefix"].as_u64();
+    assert!(shadow.unwrap_or(0) >= 30, "{stats}");
+    assert_eq!(
+        stats["data"]["last_hour"]["refusals"], 0,
+        "nothing was refused: {stats}"
+    );
+    let mut recorded = false;
+    for _ in 0..50 {
+        let (_, v) = admin(&app, Method::GET, "/admin/audit?event=code_refused", None).await;
+        let events = v["data"]["events"].as_array().cloned().unwrap_or_default();
+        if events
+            .iter()
+            .any(|e| e["detail"] == "shadow/pumping_prefix")
+        {
+            recorded = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(recorded, "the would-be refusal is in the audit log");
 }
 
 #[tokio::test]
