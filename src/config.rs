@@ -4,6 +4,7 @@
 //! Every key, its default and its env name are documented in
 //! `config.example.toml`.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -158,6 +159,22 @@ pub struct SmsConfig {
     pub test_numbers: Vec<TestNumber>,
     /// Test numbers beside a real provider (refused at start otherwise).
     pub allow_test_numbers_in_production: bool,
+    /// Numbers of these countries or prefixes go through their own chain.
+    pub routes: Vec<SmsRoute>,
+}
+
+/// `[[sms.routes]]`: numbers of `countries` (ISO alpha-2) or `prefixes`
+/// (E.164 digits) are sent through `providers`, in order, with failover.
+/// The first route that matches wins; other numbers take `sms.provider`
+/// and `sms.fallback`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmsRoute {
+    #[serde(default)]
+    pub countries: StringList,
+    #[serde(default)]
+    pub prefixes: StringList,
+    pub providers: List<ProviderKind>,
 }
 
 /// `[[sms.test_numbers]]`: a number whose code is fixed until `expires`.
@@ -230,6 +247,7 @@ impl Default for SmsConfig {
             twilio: TwilioConfig::default(),
             test_numbers: Vec::new(),
             allow_test_numbers_in_production: false,
+            routes: Vec::new(),
         }
     }
 }
@@ -301,6 +319,64 @@ impl SmsConfig {
         std::iter::once(self.provider).chain(self.fallback.0.iter().copied())
     }
 
+    /// Every provider some number may be sent through: the chain's and the
+    /// routes', each once.
+    pub fn providers_in_use(&self) -> Vec<ProviderKind> {
+        let mut all: Vec<ProviderKind> = Vec::new();
+        let routed = self
+            .routes
+            .iter()
+            .flat_map(|r| r.providers.0.iter().copied());
+        for kind in self.chain().chain(routed) {
+            if !all.contains(&kind) {
+                all.push(kind);
+            }
+        }
+        all
+    }
+
+    /// The purposes and languages a template vendor in use sends with its
+    /// default template, and the notices it cannot send: what
+    /// `check-config` names.
+    pub fn template_notes(&self) -> Vec<String> {
+        let mut notes = Vec::new();
+        for kind in self.providers_in_use() {
+            let templates = match kind {
+                ProviderKind::Cloopen => &self.cloopen.templates,
+                ProviderKind::Aliyun => &self.aliyun.templates,
+                ProviderKind::Tencent => &self.tencent.templates,
+                ProviderKind::Twilio => &self.twilio.templates,
+                ProviderKind::Log => continue,
+            };
+            let mut defaulted = Vec::new();
+            for purpose in crate::domain::Purpose::ALL {
+                for lang in ["zh", "en"] {
+                    let p = purpose.as_str();
+                    if !templates.contains_key(&format!("{p}_{lang}")) && !templates.contains_key(p)
+                    {
+                        defaulted.push(format!("{p}/{lang}"));
+                    }
+                }
+            }
+            let name = kind.name();
+            if !defaulted.is_empty() {
+                notes.push(format!(
+                    "sms.{name}: no template of its own for {}; the default template is used",
+                    defaulted.join(", ")
+                ));
+            }
+            let notice = ["notice", "notice_zh", "notice_en"]
+                .iter()
+                .any(|k| templates.contains_key(*k));
+            if kind != ProviderKind::Twilio && !notice {
+                notes.push(format!(
+                    "sms.{name}: no template for notice; the taken-number notice of accounts.hide_registered is not sent"
+                ));
+            }
+        }
+        notes
+    }
+
     /// The keys a vendor needs that are not set (none for `log`).
     fn missing_keys(&self, kind: ProviderKind) -> Vec<&'static str> {
         match kind {
@@ -343,6 +419,8 @@ pub struct CloopenConfig {
     pub app_id: String,
     #[serde(deserialize_with = "lenient")]
     pub template_id: String,
+    /// Templates per purpose and language; `template_id` for the rest.
+    pub templates: BTreeMap<String, String>,
 }
 
 impl CloopenConfig {
@@ -364,6 +442,7 @@ impl Default for CloopenConfig {
             auth_token: Secret::default(),
             app_id: String::new(),
             template_id: String::new(),
+            templates: BTreeMap::new(),
         }
     }
 }
@@ -380,6 +459,9 @@ pub struct AliyunConfig {
     pub sign_name: String,
     #[serde(deserialize_with = "lenient")]
     pub template_code: String,
+    /// Templates per purpose and language (`login`, `reset_en`, `notice`…);
+    /// `template_code` for the rest.
+    pub templates: BTreeMap<String, String>,
     /// The secret `?token=` of the SmsReport callback URL (Aliyun does not
     /// sign its status pushes); empty: receipts are refused.
     pub callback_token: Secret,
@@ -404,6 +486,7 @@ impl Default for AliyunConfig {
             access_key_secret: Secret::default(),
             sign_name: String::new(),
             template_code: String::new(),
+            templates: BTreeMap::new(),
             callback_token: Secret::default(),
         }
     }
@@ -425,6 +508,8 @@ pub struct TencentConfig {
     pub template_id: String,
     #[serde(deserialize_with = "lenient")]
     pub region: String,
+    /// Templates per purpose and language; `template_id` for the rest.
+    pub templates: BTreeMap<String, String>,
     /// The secret `?token=` of the status callback URL (Tencent does not
     /// sign its status pushes); empty: receipts are refused.
     pub callback_token: Secret,
@@ -453,6 +538,7 @@ impl Default for TencentConfig {
             sign_name: String::new(),
             template_id: String::new(),
             region: "ap-guangzhou".into(),
+            templates: BTreeMap::new(),
             callback_token: Secret::default(),
         }
     }
@@ -474,6 +560,9 @@ pub struct TwilioConfig {
     /// Message text; `{code}` and `{minutes}` are filled in.
     pub template_zh: String,
     pub template_en: String,
+    /// Texts per purpose and language (`login_zh`, `reset`, `notice_en`…);
+    /// `template_zh`/`template_en` for the rest.
+    pub templates: BTreeMap<String, String>,
     /// When set, the text ends with the WebOTP line `@<domain> #<code>`, so
     /// browsers on that site can offer to fill the code in.
     pub webotp_domain: String,
@@ -509,6 +598,7 @@ impl Default for TwilioConfig {
                 .into(),
             webotp_domain: String::new(),
             status_callback: String::new(),
+            templates: BTreeMap::new(),
         }
     }
 }
@@ -1269,6 +1359,60 @@ impl Config {
     /// names never get this far: they do not deserialise.)
     fn sms_problems(&self) -> Vec<String> {
         let mut errs = Vec::new();
+        for (i, r) in self.sms.routes.iter().enumerate() {
+            if r.providers.0.is_empty() {
+                errs.push(format!(
+                    "sms.routes[{i}].providers must name at least one provider"
+                ));
+            }
+            if r.countries.0.is_empty() && r.prefixes.0.is_empty() {
+                errs.push(format!("sms.routes[{i}] needs countries or prefixes"));
+            }
+            for c in &r.countries.0 {
+                if c.to_ascii_uppercase()
+                    .parse::<phonenumber::country::Id>()
+                    .is_err()
+                {
+                    errs.push(format!(
+                        "sms.routes[{i}].countries: {c:?} is not an ISO 3166 alpha-2 code"
+                    ));
+                }
+            }
+            for p in &r.prefixes.0 {
+                let d = p.trim_start_matches('+');
+                if d.is_empty() || d.len() > 15 || !d.bytes().all(|b| b.is_ascii_digit()) {
+                    errs.push(format!(
+                        "sms.routes[{i}].prefixes: {p:?} is not 1 to 15 E.164 digits"
+                    ));
+                }
+            }
+            for kind in &r.providers.0 {
+                for field in self.sms.missing_keys(*kind) {
+                    errs.push(format!(
+                        "sms.{kind}.{field} is required: sms.routes[{i}] sends through {kind}",
+                        kind = kind.name()
+                    ));
+                }
+            }
+        }
+        for (vendor, templates) in [
+            ("cloopen", &self.sms.cloopen.templates),
+            ("aliyun", &self.sms.aliyun.templates),
+            ("tencent", &self.sms.tencent.templates),
+            ("twilio", &self.sms.twilio.templates),
+        ] {
+            for key in templates.keys() {
+                let what = key
+                    .strip_suffix("_zh")
+                    .or_else(|| key.strip_suffix("_en"))
+                    .unwrap_or(key);
+                if what != "notice" && crate::domain::Purpose::parse(what).is_none() {
+                    errs.push(format!(
+                        "sms.{vendor}.templates.{key}: not a purpose (register, login, reset, change_mobile, confirm, notice), with _zh or _en if it is for one language"
+                    ));
+                }
+            }
+        }
         let chain: Vec<ProviderKind> = self.sms.chain().collect();
         for (i, kind) in chain.iter().enumerate() {
             if chain[..i].contains(kind) {

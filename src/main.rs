@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use phoneauth::domain::{Lang, Mobile, MobilePolicy};
+use phoneauth::domain::{Lang, Mobile, MobilePolicy, Purpose};
 use phoneauth::sms::SmsMessage;
 use phoneauth::{App, Config, telemetry};
 use serde_json::json;
@@ -115,6 +115,9 @@ fn main() -> ExitCode {
     };
     if let Command::CheckConfig = cli.command {
         print!("{}", config.to_redacted_toml());
+        for note in config.sms.template_notes() {
+            eprintln!("note: {note}");
+        }
         return ExitCode::SUCCESS;
     }
     telemetry::init(&config.log);
@@ -165,6 +168,8 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 ttl_minutes: config.sms.code_ttl_secs.div_ceil(60),
                 lang: Lang::Zh,
                 notice: false,
+                purpose: Purpose::Register,
+                send_id: "",
             };
             let receipt = chain.send(&msg).await?;
             println!(

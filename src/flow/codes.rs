@@ -139,12 +139,15 @@ impl Flow {
             (_, d) => d,
         };
         let code = test_code.unwrap_or_else(secret::random_code);
+        let send_id = secret::random_hex(16);
         let msg = SmsMessage {
             mobile: &mobile,
             code: &code,
             ttl_minutes: self.settings.code_ttl.as_secs().div_ceil(60),
             lang,
             notice: delivery == Delivery::TakenNotice,
+            purpose,
+            send_id: &send_id,
         };
         // A code nobody is sent still takes the code's place, so every path
         // writes the same.
@@ -172,6 +175,8 @@ impl Flow {
                 ttl_minutes: flow.settings.code_ttl.as_secs().div_ceil(60),
                 lang,
                 notice,
+                purpose,
+                send_id: &send_id,
             };
             if let Err(e) = flow.deliver(purpose, delivery, &msg, reservation).await {
                 tracing::warn!(error = %e, "a code was not delivered");

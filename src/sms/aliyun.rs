@@ -174,17 +174,25 @@ impl SmsSender for Aliyun {
     }
 
     async fn send(&self, msg: &SmsMessage<'_>) -> Result<SmsReceipt, SmsError> {
-        let template_param =
-            serde_json::json!({ "code": msg.template_code(self.name())? }).to_string();
-        let query: BTreeMap<String, String> = [
+        let template = msg.template(&self.cfg.templates, &self.cfg.template_code, NAME)?;
+        let template_param = if msg.notice {
+            "{}".to_owned()
+        } else {
+            serde_json::json!({ "code": msg.code }).to_string()
+        };
+        let mut query: BTreeMap<String, String> = [
             ("PhoneNumbers", http::vendor_number(msg.mobile)),
             ("SignName", self.cfg.sign_name.clone()),
-            ("TemplateCode", self.cfg.template_code.clone()),
+            ("TemplateCode", template.to_owned()),
             ("TemplateParam", template_param),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
+        if !msg.send_id.is_empty() {
+            // Echoed in the delivery receipt: the send's own key.
+            query.insert("OutId".into(), msg.send_id.to_owned());
+        }
         let date = self
             .at
             .clock

@@ -111,8 +111,8 @@ impl SmsSender for Cloopen {
         let body = json!({
             "to": http::vendor_number(msg.mobile),
             "appId": self.cfg.app_id,
-            "templateId": self.cfg.template_id,
-            "datas": [msg.template_code(self.name())?, msg.ttl_minutes.to_string()],
+            "templateId": msg.template(&self.cfg.templates, &self.cfg.template_id, NAME)?,
+            "datas": msg.params(),
         });
         let req = self
             .at

@@ -9,6 +9,7 @@ pub mod receipts;
 pub mod tencent;
 pub mod twilio;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,7 +17,7 @@ use async_trait::async_trait;
 
 use crate::clock::SharedClock;
 use crate::config::{ProviderKind, SmsConfig};
-use crate::domain::{Lang, Mobile};
+use crate::domain::{Lang, Mobile, Purpose};
 
 /// One verification message to deliver.
 pub struct SmsMessage<'a> {
@@ -25,9 +26,14 @@ pub struct SmsMessage<'a> {
     pub ttl_minutes: u64,
     pub lang: Lang,
     /// Not a code: the enumeration-safe mode's "someone tried to register
-    /// your number" notice (`code` is unused). Vendors that send only
-    /// templates have no template for it yet and refuse it.
+    /// your number" notice (`code` is unused). Vendors that send templates
+    /// need a `notice` template for it.
     pub notice: bool,
+    /// What the code is for: it picks the template.
+    pub purpose: Purpose,
+    /// A key unique to this send, given to vendors that take one (Aliyun
+    /// `OutId`, Tencent `SessionContext`); empty: none.
+    pub send_id: &'a str,
 }
 
 impl<'a> SmsMessage<'a> {
@@ -43,17 +49,48 @@ impl<'a> SmsMessage<'a> {
             .replace(&self.mobile.display(), &masked)
     }
 
-    /// The code, for vendors that send templates; a notice has no template
-    /// there yet and is refused as a configuration matter.
-    pub fn template_code(&self, provider: &'static str) -> Result<&'a str, SmsError> {
-        if self.notice {
-            return Err(SmsError {
+    /// This message's template among `templates` (`sms.<vendor>.templates`):
+    /// `<purpose>_<lang>`, then `<purpose>` (a notice: `notice_<lang>`,
+    /// `notice`), else `default` — which a notice cannot use (a code
+    /// template would show an empty code), so a notice without a template
+    /// of its own is refused as a configuration matter.
+    pub fn template<'t>(
+        &self,
+        templates: &'t BTreeMap<String, String>,
+        default: &'t str,
+        provider: &'static str,
+    ) -> Result<&'t str, SmsError> {
+        let what = if self.notice {
+            "notice"
+        } else {
+            self.purpose.as_str()
+        };
+        let lang = match self.lang {
+            Lang::Zh => "zh",
+            Lang::En => "en",
+        };
+        let found = templates
+            .get(&format!("{what}_{lang}"))
+            .or_else(|| templates.get(what));
+        match found {
+            Some(t) => Ok(t.as_str()),
+            None if !self.notice => Ok(default),
+            None => Err(SmsError {
                 provider,
                 kind: SmsErrorKind::Config,
-                detail: "no template for notices".into(),
-            });
+                detail: "no template for notices (sms.<vendor>.templates.notice)".into(),
+            }),
         }
-        Ok(self.code)
+    }
+
+    /// A template vendor's parameters: the code and the minutes, nothing
+    /// for a notice.
+    pub fn params(&self) -> Vec<String> {
+        if self.notice {
+            Vec::new()
+        } else {
+            vec![self.code.to_owned(), self.ttl_minutes.to_string()]
+        }
     }
 
     /// The text for providers that send free text (vendors with templates
@@ -133,28 +170,49 @@ pub trait SmsSender: Send + Sync + 'static {
     async fn send(&self, msg: &SmsMessage<'_>) -> Result<SmsReceipt, SmsError>;
 }
 
-/// The configured providers in order: the primary, then each fallback.
+/// The configured providers in order: the primary, then each fallback —
+/// or, for numbers of a country or prefix of `sms.routes`, that route's.
 pub struct SmsChain {
     providers: Vec<Arc<dyn SmsSender>>,
+    routes: Vec<Route>,
+}
+
+/// One of `sms.routes`, its providers built.
+struct Route {
+    countries: Vec<String>,
+    prefixes: Vec<String>,
+    providers: Vec<Arc<dyn SmsSender>>,
+}
+
+impl Route {
+    fn matches(&self, m: &Mobile) -> bool {
+        let digits = m.e164().trim_start_matches('+');
+        self.countries.iter().any(|c| c == m.country())
+            || self.prefixes.iter().any(|p| digits.starts_with(p.as_str()))
+    }
 }
 
 impl SmsChain {
     pub fn new(providers: Vec<Arc<dyn SmsSender>>) -> Self {
-        Self { providers }
+        Self {
+            providers,
+            routes: Vec::new(),
+        }
     }
 
     /// The configured providers in order: `sms.provider`, then
-    /// `sms.fallback`, sharing one HTTP client.
+    /// `sms.fallback`, and the chains of `sms.routes`; one client and one
+    /// instance per vendor.
     pub fn from_config(sms: &SmsConfig, clock: SharedClock) -> Result<Self, String> {
         let client = http::client(
             Duration::from_millis(sms.connect_timeout_ms),
             Duration::from_millis(sms.timeout_ms),
         )
         .map_err(|e| format!("building the SMS HTTP client: {e}"))?;
-        let mut providers: Vec<Arc<dyn SmsSender>> = Vec::new();
-        for kind in sms.chain() {
+        let mut built: Vec<(ProviderKind, Arc<dyn SmsSender>)> = Vec::new();
+        for kind in sms.providers_in_use() {
             let (client, clock) = (client.clone(), clock.clone());
-            providers.push(match kind {
+            let sender: Arc<dyn SmsSender> = match kind {
                 ProviderKind::Log => Arc::new(log::LogSender),
                 ProviderKind::Cloopen => {
                     Arc::new(cloopen::Cloopen::new(sms.cloopen.clone(), client, clock)?)
@@ -166,9 +224,43 @@ impl SmsChain {
                     Arc::new(tencent::Tencent::new(sms.tencent.clone(), client, clock)?)
                 }
                 ProviderKind::Twilio => Arc::new(twilio::Twilio::new(sms.twilio.clone(), client)?),
-            });
+            };
+            built.push((kind, sender));
         }
-        Ok(Self { providers })
+        let pick = |kinds: &mut dyn Iterator<Item = ProviderKind>| -> Vec<Arc<dyn SmsSender>> {
+            kinds
+                .filter_map(|k| built.iter().find(|(b, _)| *b == k).map(|(_, s)| s.clone()))
+                .collect()
+        };
+        let providers = pick(&mut sms.chain());
+        let routes = sms
+            .routes
+            .iter()
+            .map(|r| Route {
+                countries: r
+                    .countries
+                    .0
+                    .iter()
+                    .map(|c| c.to_ascii_uppercase())
+                    .collect(),
+                prefixes: r
+                    .prefixes
+                    .0
+                    .iter()
+                    .map(|p| p.trim_start_matches('+').to_owned())
+                    .collect(),
+                providers: pick(&mut r.providers.0.iter().copied()),
+            })
+            .collect();
+        Ok(Self { providers, routes })
+    }
+
+    /// The chain for `m`: its route's, else the default.
+    fn providers_for(&self, m: &Mobile) -> &[Arc<dyn SmsSender>] {
+        self.routes
+            .iter()
+            .find(|r| r.matches(m))
+            .map_or(&self.providers, |r| &r.providers)
     }
 
     /// Tries each provider once, in order, moving on only after a transient
@@ -177,7 +269,7 @@ impl SmsChain {
     /// a send whose outcome is unknown may have been delivered.
     pub async fn send(&self, msg: &SmsMessage<'_>) -> Result<SmsReceipt, SmsError> {
         let mut last = None;
-        for p in &self.providers {
+        for p in self.providers_for(msg.mobile) {
             let started = std::time::Instant::now();
             match p.send(msg).await {
                 Ok(receipt) => {
@@ -261,6 +353,8 @@ mod tests {
                 ttl_minutes: 5,
                 lang: Lang::Zh,
                 notice: false,
+                purpose: Purpose::Register,
+                send_id: "",
             })
             .await
     }
@@ -274,6 +368,8 @@ mod tests {
             ttl_minutes: 5,
             lang: Lang::En,
             notice: false,
+            purpose: Purpose::Register,
+            send_id: "",
         };
         let out = msg.scrub("To +8613812345678 (8613812345678, 13812345678): code 654321");
         assert_eq!(

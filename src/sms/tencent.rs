@@ -164,14 +164,19 @@ impl SmsSender for Tencent {
     }
 
     async fn send(&self, msg: &SmsMessage<'_>) -> Result<SmsReceipt, SmsError> {
-        let body = json!({
+        let template = msg.template(&self.cfg.templates, &self.cfg.template_id, NAME)?;
+        let mut body = json!({
             "PhoneNumberSet": [msg.mobile.e164()],
             "SmsSdkAppId": self.cfg.sdk_app_id,
             "SignName": self.cfg.sign_name,
-            "TemplateId": self.cfg.template_id,
-            "TemplateParamSet": [msg.template_code(self.name())?, msg.ttl_minutes.to_string()],
-        })
-        .to_string();
+            "TemplateId": template,
+            "TemplateParamSet": msg.params(),
+        });
+        if !msg.send_id.is_empty() {
+            // Echoed in the status callback: the send's own key.
+            body["SessionContext"] = json!(msg.send_id);
+        }
+        let body = body.to_string();
         let ts = i64::try_from(self.at.clock.now_ms() / 1000).unwrap_or_default();
         let host = http::host_header(&self.at.base);
         let url = http::join(&self.at.base, "/");

@@ -51,10 +51,16 @@ pub fn message_text(cfg: &TwilioConfig, code: &str, minutes: u64, lang: Lang) ->
         Lang::Zh => &cfg.template_zh,
         Lang::En => &cfg.template_en,
     };
+    fill(template, cfg, code, minutes)
+}
+
+/// `template` with `{code}` and `{minutes}` filled in, and the WebOTP line
+/// when configured (never on a text without the code).
+fn fill(template: &str, cfg: &TwilioConfig, code: &str, minutes: u64) -> String {
     let mut text = template
         .replace("{code}", code)
         .replace("{minutes}", &minutes.to_string());
-    if !cfg.webotp_domain.is_empty() {
+    if !cfg.webotp_domain.is_empty() && template.contains("{code}") {
         text.push_str(&format!("\n\n@{} #{code}", cfg.webotp_domain));
     }
     text
@@ -125,10 +131,10 @@ impl SmsSender for Twilio {
                 self.cfg.account_sid
             ),
         );
-        let body = if msg.notice {
-            msg.text()
-        } else {
-            message_text(&self.cfg, msg.code, msg.ttl_minutes, msg.lang)
+        let body = match msg.template(&self.cfg.templates, "", NAME) {
+            Ok(t) if !t.is_empty() => fill(t, &self.cfg, msg.code, msg.ttl_minutes),
+            _ if msg.notice => msg.text(),
+            _ => message_text(&self.cfg, msg.code, msg.ttl_minutes, msg.lang),
         };
         let sender = if self.cfg.messaging_service_sid.is_empty() {
             ("From", self.cfg.from.as_str())

@@ -173,3 +173,42 @@ fn operators_manage_lists_users_and_read_the_audit_log_from_the_command_line() {
         serde_json::json!([])
     );
 }
+
+#[test]
+fn check_config_names_the_templates_a_vendor_lacks() {
+    let dir = TempDir::new();
+    let out = phoneauth(
+        &dir,
+        &["check-config"],
+        &[
+            ("PHONEAUTH_SMS__PROVIDER", "aliyun"),
+            ("PHONEAUTH_SMS__ALIYUN__ACCESS_KEY_ID", "LTAIEXAMPLE"),
+            ("PHONEAUTH_SMS__ALIYUN__ACCESS_KEY_SECRET", "secret"),
+            ("PHONEAUTH_SMS__ALIYUN__SIGN_NAME", "测试"),
+            ("PHONEAUTH_SMS__ALIYUN__TEMPLATE_CODE", "SMS_1"),
+            ("PHONEAUTH_SMS__ALIYUN__TEMPLATES__LOGIN", "SMS_2"),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let notes = text(&out.stderr);
+    assert!(
+        notes.contains("sms.aliyun: no template of its own for register/zh"),
+        "{notes}"
+    );
+    assert!(!notes.contains("login/zh"), "login has its own: {notes}");
+    assert!(
+        notes.contains("sms.aliyun: no template for notice"),
+        "{notes}"
+    );
+    let bad = phoneauth(
+        &dir,
+        &["check-config"],
+        &[("PHONEAUTH_SMS__TWILIO__TEMPLATES__SIGNUP", "x")],
+    );
+    assert!(!bad.status.success());
+    assert!(
+        text(&bad.stderr).contains("sms.twilio.templates.signup"),
+        "{}",
+        text(&bad.stderr)
+    );
+}

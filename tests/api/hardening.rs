@@ -372,6 +372,7 @@ async fn a_vendor_that_answers_late_sends_one_message_not_one_per_retry() {
             auth_token: "token-secret".into(),
             app_id: "8a216da8app".into(),
             template_id: "1".into(),
+            ..Default::default()
         };
         c.sms.twilio = phoneauth::config::TwilioConfig {
             base_url: f,

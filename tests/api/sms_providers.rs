@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use phoneauth::clock::{ManualClock, SharedClock};
 use phoneauth::config::{AliyunConfig, CloopenConfig, Config, TencentConfig, TwilioConfig};
-use phoneauth::domain::{Lang, Mobile, MobilePolicy};
+use phoneauth::domain::{Lang, Mobile, MobilePolicy, Purpose};
 use phoneauth::sms::aliyun::{self, Acs3Request, Aliyun};
 use phoneauth::sms::cloopen::{self, Cloopen};
 use phoneauth::sms::tencent::{self, Tc3Request, Tencent};
@@ -42,6 +42,8 @@ async fn send(p: &dyn SmsSender) -> Result<SmsReceipt, SmsError> {
         ttl_minutes: 5,
         lang: Lang::Zh,
         notice: false,
+        purpose: Purpose::Register,
+        send_id: "",
     })
     .await
 }
@@ -93,6 +95,7 @@ fn cloopen_cfg(base: &str) -> CloopenConfig {
         auth_token: "token-secret".into(),
         app_id: "8a216da8app".into(),
         template_id: "1".into(),
+        ..CloopenConfig::default()
     }
 }
 
@@ -645,4 +648,98 @@ async fn a_selected_provider_without_credentials_fails_at_start_naming_the_key()
             .to_string()
             .contains("listed twice")
     );
+}
+
+#[tokio::test]
+async fn templates_follow_the_purpose_and_language_and_notices_need_their_own() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/"))
+        .and(query_param("TemplateCode", "SMS_LOGIN_EN"))
+        .and(query_param("TemplateParam", r#"{"code":"123456"}"#))
+        .and(query_param("OutId", "send-0001"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "Code": "OK", "Message": "OK", "BizId": "B1", "RequestId": "R1"
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/"))
+        .and(query_param("TemplateCode", "SMS_NOTICE"))
+        .and(query_param("TemplateParam", "{}"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "Code": "OK", "Message": "OK", "BizId": "B2", "RequestId": "R2"
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let mut cfg = aliyun_cfg(&server.uri());
+    cfg.templates = [
+        ("login_en", "SMS_LOGIN_EN"),
+        ("login", "SMS_LOGIN"),
+        ("notice", "SMS_NOTICE"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let p = Aliyun::new(cfg.clone(), http_client(Duration::from_secs(5)), clock()).expect("client");
+    let m = mobile();
+    let msg = |purpose, lang, notice| SmsMessage {
+        mobile: &m,
+        code: "123456",
+        ttl_minutes: 5,
+        lang,
+        notice,
+        purpose,
+        send_id: "send-0001",
+    };
+    p.send(&msg(Purpose::Login, Lang::En, false))
+        .await
+        .expect("login in English");
+    p.send(&msg(Purpose::Register, Lang::Zh, true))
+        .await
+        .expect("the notice");
+    // Without a notice template, a notice is refused before any request.
+    cfg.templates.clear();
+    let bare = Aliyun::new(cfg, http_client(Duration::from_secs(5)), clock()).expect("client");
+    let e = bare
+        .send(&msg(Purpose::Register, Lang::Zh, true))
+        .await
+        .expect_err("no notice template");
+    assert_eq!(e.kind, SmsErrorKind::Config);
+}
+
+#[tokio::test]
+async fn a_route_sends_its_countries_through_its_own_chain() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({ "sid": "SM1" })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let mut sms = phoneauth::config::SmsConfig::default();
+    sms.twilio = twilio_cfg(&server.uri());
+    sms.routes = serde_json::from_value(json!([{ "countries": ["GB"], "providers": ["twilio"] }]))
+        .expect("routes");
+    let chain = phoneauth::sms::SmsChain::from_config(&sms, clock()).expect("chain");
+    let policy = MobilePolicy::new(&["GB"]).expect("policy");
+    let (cn, gb) = (
+        Mobile::parse("13812345678", &policy).expect("cn"),
+        Mobile::parse("+44 7400 123456", &policy).expect("gb"),
+    );
+    let msg = |m| SmsMessage {
+        mobile: m,
+        code: "123456",
+        ttl_minutes: 5,
+        lang: Lang::En,
+        notice: false,
+        purpose: Purpose::Login,
+        send_id: "",
+    };
+    assert_eq!(
+        chain.send(&msg(&gb)).await.expect("twilio").provider,
+        "twilio"
+    );
+    assert_eq!(chain.send(&msg(&cn)).await.expect("log").provider, "log");
 }
