@@ -619,3 +619,118 @@ async fn signed_delivery_receipts_are_applied_and_forged_ones_refused() {
         "{metrics}"
     );
 }
+
+#[tokio::test]
+async fn on_redis_and_postgresql_the_attack_is_stopped_and_the_records_are_kept() {
+    let (Some(redis), Some(pg)) = (redis_url(), postgres_url()) else {
+        return;
+    };
+    let (prefix, secret) = (fresh_prefix(), shared_secret());
+    let database = fresh_pg_schema(&pg).await;
+    let enforce = |c: &mut phoneauth::config::Config| {
+        behind_a_proxy(c);
+        c.defence.mode = phoneauth::config::DefenceMode::Enforce;
+    };
+    let one = spawn_production(&redis, &prefix, &database, &secret, enforce).await;
+    let two = spawn_production(&redis, &prefix, &database, &secret, enforce).await;
+    // The attack alternates between the instances: they share the counts.
+    let (mut through, mut stopped) = (0, 0);
+    for i in 0..40 {
+        let app = if i % 2 == 0 { &one } else { &two };
+        let v = send_from(app, &format!("10.6.0.{}", i + 1), &format!("1860009{i:04}")).await;
+        match v["errno"].as_str() {
+            Some("0") => through += 1,
+            Some("4201") => stopped += 1,
+            other => panic!("{other:?}: {v}"),
+        }
+    }
+    assert_eq!(
+        (through, stopped),
+        (20, 20),
+        "the shared counts trip at the floor"
+    );
+    // A legitimate user of another prefix is not touched.
+    let m = fresh_mobile();
+    assert_eq!(send_from(&two, "10.7.0.1", &m).await["errno"], "0");
+    let code = two.dev_sms(&m).await.expect("code");
+    assert_eq!(
+        one.register(&m, &code, "a good password").await["errno"],
+        "0"
+    );
+    // PostgreSQL keeps the audit log and answers the statistics.
+    let mut seen = false;
+    for _ in 0..50 {
+        let (status, v) = admin(&one, Method::GET, "/admin/audit?event=registered", None).await;
+        assert_eq!(status, 200, "{v}");
+        if v["data"]["events"]
+            .as_array()
+            .is_some_and(|e| !e.is_empty())
+        {
+            seen = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(seen, "the registration is in the audit log");
+    let (status, stats) = admin(&two, Method::GET, "/admin/stats", None).await;
+    assert_eq!(status, 200, "{stats}");
+    assert_eq!(
+        stats["data"]["last_hour"]["refusals_by_reason"]["pumping_prefix"], 20,
+        "{stats}"
+    );
+}
+
+#[tokio::test]
+async fn the_anti_pumping_script_runs_on_redis_cluster() {
+    use phoneauth::store::{PumpCounts, PumpKeys};
+    let Some(url) = crate::backends::redis_cluster_url() else {
+        return;
+    };
+    let store = crate::backends::redis_store(&url, &fresh_prefix()).await;
+    let keys = PumpKeys {
+        blocks: ["{pump}:block:p:86186", "{pump}:block:c:CN"],
+        sent: [
+            "{pump}:sent:h:p:86186",
+            "{pump}:sent:d:p:86186",
+            "{pump}:sent:h:c:CN",
+            "{pump}:sent:d:c:CN",
+        ],
+        verified: [
+            "{pump}:verified:h:p:86186",
+            "{pump}:verified:d:p:86186",
+            "{pump}:verified:h:c:CN",
+            "{pump}:verified:d:c:CN",
+        ],
+    };
+    store
+        .pump_verified(keys.verified)
+        .await
+        .expect("verified counted on the cluster");
+    let mut last = None;
+    for _ in 0..3 {
+        last = Some(
+            store
+                .pump_send(&keys)
+                .await
+                .expect("one script on the cluster"),
+        );
+    }
+    assert_eq!(
+        last,
+        Some(PumpCounts::Counted {
+            sent: [3, 3, 3, 3],
+            verified: [1, 1, 1, 1]
+        })
+    );
+    store
+        .incr_window(keys.blocks[1], Duration::from_secs(60))
+        .await
+        .expect("block");
+    match store.pump_send(&keys).await.expect("blocked") {
+        PumpCounts::Blocked { scope, remaining } => {
+            assert_eq!(scope, 1);
+            assert!(remaining > Duration::from_secs(50));
+        }
+        other => panic!("not blocked: {other:?}"),
+    }
+}
