@@ -718,10 +718,12 @@ async fn a_route_sends_its_countries_through_its_own_chain() {
         .expect(1)
         .mount(&server)
         .await;
-    let mut sms = phoneauth::config::SmsConfig::default();
-    sms.twilio = twilio_cfg(&server.uri());
-    sms.routes = serde_json::from_value(json!([{ "countries": ["GB"], "providers": ["twilio"] }]))
-        .expect("routes");
+    let sms = phoneauth::config::SmsConfig {
+        twilio: twilio_cfg(&server.uri()),
+        routes: serde_json::from_value(json!([{ "countries": ["GB"], "providers": ["twilio"] }]))
+            .expect("routes"),
+        ..Default::default()
+    };
     let chain = phoneauth::sms::SmsChain::from_config(&sms, clock()).expect("chain");
     let policy = MobilePolicy::new(&["GB"]).expect("policy");
     let (cn, gb) = (
