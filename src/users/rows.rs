@@ -14,7 +14,6 @@ macro_rules! user_columns {
         "id, mobile, name, password_hash, avatar_url, disabled, created_at, real_name, id_card_masked"
     };
 }
-pub(super) use user_columns;
 
 /// A `users` row as both databases return it (SQLite's `disabled` integer
 /// and RFC 3339 text decode to the same types as PostgreSQL's).
@@ -141,3 +140,100 @@ pub(super) const DELETE: &str = concat!(
 pub(super) fn unavailable(e: impl std::fmt::Display) -> RepoError {
     RepoError::Unavailable(e.to_string())
 }
+
+/// The user queries, in `$n` placeholders (SQLite reads them as well as
+/// PostgreSQL).
+pub(super) const BY_MOBILE: &str =
+    concat!("SELECT ", user_columns!(), " FROM users WHERE mobile = $1");
+pub(super) const BY_ID: &str = concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1");
+pub(super) const INSERT: &str = concat!(
+    "INSERT INTO users (mobile, name, password_hash, created_at) \
+     VALUES ($1, $2, $3, $4) RETURNING ",
+    user_columns!()
+);
+
+/// The one implementation of [`super::UserRepo`] for an adapter with a
+/// `pool`: the adapters differ only in how `created_at` is bound (`|t|` an
+/// expression of the time, which may use `?`) and in their migrations.
+macro_rules! user_repo_impl {
+    ($adapter:ty, created_at: |$t:ident| $created:expr, migrator: $migrator:expr) => {
+        #[async_trait::async_trait]
+        impl $crate::users::UserRepo for $adapter {
+            async fn create(
+                &self,
+                new: &$crate::users::NewUser,
+            ) -> Result<$crate::users::User, $crate::users::RepoError> {
+                let $t = new.created_at;
+                let row = sqlx::query_as(rows::INSERT)
+                    .bind(new.mobile.e164())
+                    .bind(&new.name)
+                    .bind(&new.password_hash)
+                    .bind($created)
+                    .fetch_one(&self.pool)
+                    .await;
+                match rows::one(row) {
+                    // Both constraints may fail at once (a default name is
+                    // the number): a taken number is what the caller must
+                    // hear.
+                    Err($crate::users::RepoError::NameTaken)
+                        if self.by_mobile(&new.mobile).await?.is_some() =>
+                    {
+                        Err($crate::users::RepoError::Duplicate)
+                    }
+                    other => other,
+                }
+            }
+
+            async fn by_mobile(
+                &self,
+                mobile: &$crate::domain::Mobile,
+            ) -> Result<Option<$crate::users::User>, $crate::users::RepoError> {
+                let q = sqlx::query_as(rows::BY_MOBILE).bind(mobile.e164());
+                rows::optional(q.fetch_optional(&self.pool).await)
+            }
+
+            async fn by_id(
+                &self,
+                id: i64,
+            ) -> Result<Option<$crate::users::User>, $crate::users::RepoError> {
+                let q = sqlx::query_as(rows::BY_ID).bind(id);
+                rows::optional(q.fetch_optional(&self.pool).await)
+            }
+
+            async fn update(
+                &self,
+                id: i64,
+                change: $crate::users::UserChange<'_>,
+            ) -> Result<bool, $crate::users::RepoError> {
+                let (sql, binds) = rows::change(id, &change);
+                let mut q = sqlx::query(sql);
+                for b in binds {
+                    q = match b {
+                        rows::Bind::Int(i) => q.bind(i),
+                        rows::Bind::Text(t) => q.bind(t),
+                        rows::Bind::Bool(b) => q.bind(b),
+                    };
+                }
+                let done = q.execute(&self.pool).await.map_err(rows::map_err)?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn delete(
+                &self,
+                id: i64,
+            ) -> Result<Option<$crate::users::User>, $crate::users::RepoError> {
+                let q = sqlx::query_as(rows::DELETE).bind(id);
+                rows::optional(q.fetch_optional(&self.pool).await)
+            }
+
+            async fn ping(&self) -> Result<(), $crate::users::RepoError> {
+                rows::done(sqlx::query("SELECT 1").execute(&self.pool).await)
+            }
+
+            async fn migrate(&self) -> Result<(), $crate::users::RepoError> {
+                $migrator.run(&self.pool).await.map_err(rows::unavailable)
+            }
+        }
+    };
+}
+pub(super) use user_repo_impl;

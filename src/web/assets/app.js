@@ -151,6 +151,8 @@
   // shows why (`explain` may word an errno itself) and gives back null. A
   // visitor who is not logged in goes to the login page.
   async function submit(msg, method, url, body, explain) {
+    // A new attempt: the last one's words no longer hold.
+    msg.ok("");
     try {
       const r = await api(method, url, body);
       const errno = r.data.errno;
