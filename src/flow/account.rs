@@ -183,6 +183,8 @@ impl Flow {
         self.settle_proof(owner, proof_spent).await;
         outcome?;
         self.end_other_sessions(user.id, session_id).await?;
+        let moved = self.user(user.id).await?;
+        self.refresh_sessions(&moved).await?;
         meter::account_event("mobile_changed");
         tracing::info!(user_id = user.id, from = %user.mobile, to = %mobile, "mobile changed");
         let from = format!("from {}", user.mobile.masked());
@@ -192,7 +194,7 @@ impl Flow {
                 .mobile(mobile)
                 .detail(from),
         );
-        self.user(user.id).await
+        Ok(moved)
     }
 
     async fn move_account(&self, user: &User, mobile: &Mobile) -> Result<(), FlowError> {

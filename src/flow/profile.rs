@@ -17,7 +17,8 @@ impl Flow {
             Ok(true) => {
                 meter::account_event("name_changed");
                 tracing::info!(user_id, "name changed");
-                Ok(())
+                let user = self.user(user_id).await?;
+                self.refresh_sessions(&user).await
             }
             Ok(false) => Err(FlowError::UserMissing),
             Err(RepoError::NameTaken) => Err(FlowError::NameTaken),

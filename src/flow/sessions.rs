@@ -22,6 +22,9 @@ pub struct SessionData {
     pub user_id: i64,
     pub name: String,
     pub mobile: String,
+    /// The number in E.164, for the site's other services (forward auth).
+    #[serde(default)]
+    pub e164: String,
     /// Unix seconds.
     #[serde(default)]
     pub created: i64,
@@ -71,6 +74,7 @@ impl Flow {
             user_id: user.id,
             name: user.name.clone(),
             mobile: user.mobile.display(),
+            e164: user.mobile.e164().to_owned(),
             created: now,
             last_seen: now,
             network: origin.network.clone(),
@@ -122,6 +126,7 @@ impl Flow {
                 // The account's name and number as they are now.
                 data.name = user.name;
                 data.mobile = user.mobile.display();
+                data.e164 = user.mobile.e164().to_owned();
                 Ok(Some(data))
             }
             Some(_) => {
@@ -169,6 +174,41 @@ impl Flow {
         if let Err(e) = self.store.replace(&session_key(id), &json).await {
             tracing::debug!(error = %e, "could not record a session's last use");
         }
+    }
+
+    /// The session's data from the store alone — one read, no database
+    /// query — for forward auth, which sits in front of every request of a
+    /// site. Sessions of disabled and deleted users are ended when that
+    /// happens, and name and number changes are written into every session
+    /// ([`Flow::refresh_sessions`]), so the store's word is current.
+    pub async fn verify_session(&self, id: &str) -> Result<Option<SessionData>, FlowError> {
+        if !is_token_shaped(id) {
+            return Ok(None);
+        }
+        self.stored_session(id).await
+    }
+
+    /// Writes the user's current name and number into each of their
+    /// sessions (after a rename or a number change); a session that cannot
+    /// be written is logged and keeps its old words until it ends.
+    pub async fn refresh_sessions(&self, user: &User) -> Result<(), FlowError> {
+        for hash in self
+            .store
+            .index_members(&keys::user_sessions(user.id))
+            .await?
+        {
+            let Some(mut data) = self.session_by_hash(&hash).await? else {
+                continue;
+            };
+            data.name = user.name.clone();
+            data.mobile = user.mobile.display();
+            data.e164 = user.mobile.e164().to_owned();
+            let json = serde_json::to_vec(&data).map_err(|e| FlowError::Internal(e.to_string()))?;
+            if let Err(e) = self.store.replace(&keys::session(&hash), &json).await {
+                tracing::warn!(error = %e, "could not refresh a session");
+            }
+        }
+        Ok(())
     }
 
     /// The user's live sessions, newest first; `current_id` is marked.

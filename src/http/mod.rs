@@ -18,6 +18,7 @@ mod envelope;
 mod error;
 mod extract;
 mod files;
+mod forward_auth;
 mod hooks;
 mod ihome;
 mod limits;
@@ -121,7 +122,8 @@ pub fn router(state: AppState, opts: RouterOptions) -> Router {
     let mut api = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(ihome::routes(opts.upload_max_bytes))
         .routes(routes!(healthz))
-        .routes(routes!(readyz));
+        .routes(routes!(readyz))
+        .routes(routes!(forward_auth::verify));
     for set in &opts.route_sets {
         match set {
             RouteSet::Ihome => {}

@@ -14,6 +14,7 @@ mod csrf;
 mod defence;
 mod failover;
 mod faults;
+mod forward_auth;
 mod hardening;
 mod health;
 mod helpers;
