@@ -28,6 +28,7 @@ use crate::server::ConnectionRules;
 use crate::sms::{SmsChain, SmsSender};
 use crate::store::redis::{RedisStore, RedisTimeouts};
 use crate::store::{MemoryStore, SharedStore};
+use crate::tokens::{TokenSettings, Tokens};
 use crate::users::{self, PgSettings, SharedUserRepo};
 
 /// Ports a test may replace (a manual clock, a store or database that fails
@@ -405,7 +406,19 @@ pub async fn build_flow(config: &Config, overrides: Overrides) -> anyhow::Result
     defence.watch_lists();
     let audit = Arc::new(Audit::new(users.clone(), clock.clone()));
     audit.keep_for(config.audit.retention_days);
+    let tokens = Arc::new(Tokens::new(
+        TokenSettings {
+            issuer: config.tokens.issuer.clone(),
+            audience: config.tokens.audience.clone(),
+            ttl_secs: config.tokens.ttl_secs,
+            rotate_hours: config.tokens.rotate_hours,
+        },
+        users.clone(),
+        secret.clone(),
+        clock.clone(),
+    ));
     let flow = Flow::new(FlowParts {
+        tokens,
         avatars,
         defence,
         audit,

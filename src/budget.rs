@@ -22,7 +22,7 @@ use tokio::time::Instant;
 use crate::domain::Mobile;
 use crate::users::{
     AuditEvent, AuditQuery, EventCount, ListEntry, NewUser, Records, RepoError, SharedUserRepo,
-    User, UserChange, UserRepo,
+    TokenKey, User, UserChange, UserRepo,
 };
 
 struct Budget {
@@ -136,6 +136,14 @@ impl UserRepo for BoundedUsers {
 
 #[async_trait]
 impl Records for BoundedUsers {
+    async fn token_keys(&self) -> Result<Vec<TokenKey>, RepoError> {
+        bound(self.0.token_keys()).await.map_err(repo_exhausted)?
+    }
+    async fn add_token_key(&self, k: &TokenKey) -> Result<(), RepoError> {
+        bound(self.0.add_token_key(k))
+            .await
+            .map_err(repo_exhausted)?
+    }
     async fn list_signature(&self) -> Result<(i64, i64), RepoError> {
         bound(self.0.list_signature())
             .await

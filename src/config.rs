@@ -39,6 +39,7 @@ pub struct Config {
     pub defence: DefenceConfig,
     pub audit: AuditConfig,
     pub admin: AdminConfig,
+    pub tokens: TokensConfig,
     pub dev: DevConfig,
     pub log: LogConfig,
 }
@@ -835,6 +836,30 @@ impl Default for AuditConfig {
     }
 }
 
+/// Short-lived JWTs for the site's other services (SPEC §11).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TokensConfig {
+    /// `iss`; empty: the public base URL the request came to.
+    pub issuer: String,
+    pub audience: String,
+    /// At most 900 (15 minutes).
+    pub ttl_secs: u64,
+    /// A signing key older than this is replaced.
+    pub rotate_hours: u64,
+}
+
+impl Default for TokensConfig {
+    fn default() -> Self {
+        Self {
+            issuer: String::new(),
+            audience: "phoneauth".into(),
+            ttl_secs: 900,
+            rotate_hours: 168,
+        }
+    }
+}
+
 /// The admin API (SPEC §10), on `server.admin_listen` only.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -1267,6 +1292,10 @@ impl Config {
         );
         positive("defence.list_refresh_ms", self.defence.list_refresh_ms);
         positive("audit.retention_days", self.audit.retention_days);
+        positive("tokens.rotate_hours", self.tokens.rotate_hours);
+        if !(1..=crate::tokens::MAX_TTL_SECS).contains(&self.tokens.ttl_secs) {
+            errs.push("tokens.ttl_secs must be between 1 and 900 (15 minutes)".into());
+        }
         positive("store.timeout_ms", self.store.timeout_ms);
         positive("store.connect_timeout_ms", self.store.connect_timeout_ms);
         positive(

@@ -22,6 +22,7 @@ pub mod server;
 pub mod sms;
 pub mod store;
 pub mod telemetry;
+pub mod tokens;
 pub mod users;
 
 pub use app::{App, Overrides};

@@ -42,6 +42,7 @@ use crate::passwords::PasswordHasher;
 use crate::secret::ServerSecret;
 use crate::sms::SmsChain;
 use crate::store::{SharedStore, StoreError};
+use crate::tokens::Tokens;
 use crate::users::{RepoError, SharedUserRepo};
 
 /// Durations and policies of the flow, from the configuration.
@@ -101,6 +102,7 @@ pub struct Flow {
     avatars: Arc<Avatars>,
     defence: Arc<Defence>,
     audit: Arc<Audit>,
+    tokens: Arc<Tokens>,
     settings: FlowSettings,
 }
 
@@ -117,6 +119,7 @@ pub struct FlowParts {
     pub avatars: Arc<Avatars>,
     pub defence: Arc<Defence>,
     pub audit: Arc<Audit>,
+    pub tokens: Arc<Tokens>,
     pub settings: FlowSettings,
 }
 
@@ -134,6 +137,7 @@ impl Flow {
             avatars: p.avatars,
             defence: p.defence,
             audit: p.audit,
+            tokens: p.tokens,
             settings: p.settings,
         }
     }
@@ -141,6 +145,11 @@ impl Flow {
     /// The abuse defence: lists, anti-pumping, test numbers.
     pub fn defence(&self) -> &Arc<Defence> {
         &self.defence
+    }
+
+    /// The JWT issuer of SPEC §11.
+    pub fn tokens(&self) -> &Arc<Tokens> {
+        &self.tokens
     }
 
     /// The audit log.

@@ -33,6 +33,7 @@ pub fn routes(upload_limit: usize) -> OpenApiRouter<AppState> {
             .routes(routes!(login))
             .routes(routes!(current_session, logout))
             .merge(super::account::routes(upload_limit))
+            .merge(super::tokens::api_routes())
     };
     OpenApiRouter::new()
         .nest("/api/v1.0", api())

@@ -26,6 +26,7 @@ mod messages;
 mod passport;
 mod session;
 mod steps;
+mod tokens;
 mod trace;
 mod validate;
 mod wire;
@@ -123,7 +124,8 @@ pub fn router(state: AppState, opts: RouterOptions) -> Router {
         .merge(ihome::routes(opts.upload_max_bytes))
         .routes(routes!(healthz))
         .routes(routes!(readyz))
-        .routes(routes!(forward_auth::verify));
+        .routes(routes!(forward_auth::verify))
+        .merge(tokens::routes());
     for set in &opts.route_sets {
         match set {
             RouteSet::Ihome => {}

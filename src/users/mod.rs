@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::domain::Mobile;
-pub use records::{AuditEvent, AuditQuery, EventCount, ListEntry, Records};
+pub use records::{AuditEvent, AuditQuery, EventCount, ListEntry, Records, TokenKey};
 
 #[derive(Debug, Clone)]
 pub struct User {

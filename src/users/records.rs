@@ -51,8 +51,19 @@ pub struct EventCount {
     pub count: i64,
 }
 
+/// A token signing key as stored: the private half sealed.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct TokenKey {
+    pub kid: String,
+    pub sealed: String,
+    pub created_ms: i64,
+}
+
 #[async_trait]
 pub trait Records: Send + Sync + 'static {
+    /// The token signing keys, newest first.
+    async fn token_keys(&self) -> Result<Vec<TokenKey>, RepoError>;
+    async fn add_token_key(&self, key: &TokenKey) -> Result<(), RepoError>;
     /// Changes whenever the lists change: their size and their highest
     /// sequence number (which only grows).
     async fn list_signature(&self) -> Result<(i64, i64), RepoError>;
@@ -85,12 +96,31 @@ pub(super) const AUDIT: &str = "SELECT id, at_ms, event, user_id, mobile, countr
 pub(super) const AUDIT_COUNTS: &str = "SELECT event, country, detail, COUNT(*) AS count \
      FROM audit_events WHERE at_ms >= $1 GROUP BY event, country, detail";
 pub(super) const PRUNE_AUDIT: &str = "DELETE FROM audit_events WHERE at_ms < $1";
+pub(super) const TOKEN_KEYS: &str =
+    "SELECT kid, sealed, created_ms FROM token_keys ORDER BY created_ms DESC LIMIT 10";
+pub(super) const ADD_TOKEN_KEY: &str =
+    "INSERT INTO token_keys (kid, sealed, created_ms) VALUES ($1, $2, $3)";
 
 /// The one implementation of [`Records`] for an adapter with a `pool`.
 macro_rules! records_impl {
     ($adapter:ty) => {
         #[async_trait::async_trait]
         impl $crate::users::records::Records for $adapter {
+            async fn token_keys(&self) -> Result<Vec<records::TokenKey>, RepoError> {
+                sqlx::query_as(records::TOKEN_KEYS)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(rows::map_err)
+            }
+
+            async fn add_token_key(&self, k: &records::TokenKey) -> Result<(), RepoError> {
+                let q = sqlx::query(records::ADD_TOKEN_KEY)
+                    .bind(&k.kid)
+                    .bind(&k.sealed)
+                    .bind(k.created_ms);
+                rows::done(q.execute(&self.pool).await)
+            }
+
             async fn list_signature(&self) -> Result<(i64, i64), RepoError> {
                 sqlx::query_as(records::LIST_SIGNATURE)
                     .fetch_one(&self.pool)

@@ -17,7 +17,7 @@ use phoneauth::store::{
 };
 use phoneauth::users::{
     self, AuditEvent, AuditQuery, EventCount, ListEntry, NewUser, Records, RepoError,
-    SharedUserRepo, User, UserChange, UserRepo,
+    SharedUserRepo, TokenKey, User, UserChange, UserRepo,
 };
 use phoneauth::{App, Overrides};
 use reqwest::header::HeaderMap;
@@ -487,6 +487,14 @@ impl FlakyUsers {
 
 #[async_trait]
 impl Records for FlakyUsers {
+    async fn token_keys(&self) -> Result<Vec<TokenKey>, RepoError> {
+        self.check()?;
+        self.inner.token_keys().await
+    }
+    async fn add_token_key(&self, k: &TokenKey) -> Result<(), RepoError> {
+        self.check()?;
+        self.inner.add_token_key(k).await
+    }
     async fn list_signature(&self) -> Result<(i64, i64), RepoError> {
         self.check()?;
         self.inner.list_signature().await

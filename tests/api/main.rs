@@ -29,6 +29,7 @@ mod sessions;
 mod sms_codes;
 mod sms_providers;
 mod store;
+mod tokens;
 mod users;
 mod web;
 mod webdriver;
