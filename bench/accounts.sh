@@ -46,7 +46,7 @@ for _ in $(seq 1 100); do
   curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null && break
   sleep 0.1
 done
-for scenario in sessions send code-login; do
+for scenario in ${SCENARIOS:-sessions verify send code-login}; do
   target/release/examples/loadgen "http://127.0.0.1:$PORT" "$scenario" \
     --concurrency "$CONC" --seconds "$SECONDS_PER_RUN" --warmup 2 --server-pid "$pid"
 done

@@ -13,6 +13,7 @@
 //! purpose `login` → `POST /sessions/sms` on a fresh number; the service
 //! needs `accounts.sign_up_by_code`, so each call also creates the account).
 //! The cost of one `POST /sessions/sms` is `code-login` less `send`.
+//! `verify` is `GET /auth/verify` (forward auth) with a worker's session.
 //! Flows run for `--warmup` seconds unrecorded
 //! (connections, pools, caches), then for `--seconds`. Prints one summary
 //! line per run and, with `--json`, one JSON object: throughput, p50/p99/max
@@ -41,6 +42,7 @@ enum Scenario {
     Register,
     Sessions,
     CodeLogin,
+    Verify,
 }
 
 struct Args {
@@ -56,7 +58,7 @@ struct Args {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: loadgen BASE_URL image|send|register|sessions|code-login [--concurrency N] [--seconds S] [--warmup S] \
+        "usage: loadgen BASE_URL image|send|register|sessions|code-login|verify [--concurrency N] [--seconds S] [--warmup S] \
          [--server-pid PID]... [--backend-pid PID]... [--json]\n  \
          BASE_URL must be on 127.0.0.1 or localhost; S ≤ {MAX_SECONDS}"
     );
@@ -72,6 +74,7 @@ fn parse_args() -> Args {
         Some("register") => Scenario::Register,
         Some("sessions") => Scenario::Sessions,
         Some("code-login") => Scenario::CodeLogin,
+        Some("verify") => Scenario::Verify,
         _ => usage(),
     };
     let mut a = Args {
@@ -147,6 +150,17 @@ fn fresh_id() -> String {
 /// One flow; `Err(label)` names the failure (an errno, or an HTTP problem).
 /// `http` carries the worker's cookies (the `sessions` scenario's login).
 async fn flow(http: &reqwest::Client, base: &str, scenario: Scenario) -> Result<(), String> {
+    if scenario == Scenario::Verify {
+        let resp = http
+            .get(format!("{base}/auth/verify"))
+            .send()
+            .await
+            .map_err(|_| "http".to_owned())?;
+        return match resp.status().as_u16() {
+            200 => Ok(()),
+            s => Err(format!("verify {s}")),
+        };
+    }
     if scenario == Scenario::Sessions {
         let v = get_json(http, &format!("{base}/api/v1.0/user/sessions")).await?;
         return errno_ok(&v);
@@ -283,7 +297,7 @@ async fn main() {
     let phase = Arc::new(AtomicU8::new(0));
     let mut workers = Vec::new();
     for _ in 0..a.concurrency {
-        let http = if a.scenario == Scenario::Sessions {
+        let http = if matches!(a.scenario, Scenario::Sessions | Scenario::Verify) {
             logged_in_client(&a.base, 1).await.unwrap_or_else(|e| {
                 eprintln!("logging a worker in: {e}");
                 std::process::exit(1)
@@ -346,6 +360,7 @@ async fn main() {
         Scenario::Register => "register",
         Scenario::Sessions => "sessions",
         Scenario::CodeLogin => "code-login",
+        Scenario::Verify => "verify",
     };
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     let cpu_per_flow_ms = cpu.filter(|_| done > 0).map(|c| c / done as f64 * 1e3);
