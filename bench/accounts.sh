@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The cost of the account routes of SPEC §9 that run on every page view or
-# sign-in: GET /user/sessions and POST /sessions/sms, as server CPU per call
+# sign-in: GET /user/sessions, GET /auth/verify (forward auth, in front of
+# every request of a site) and POST /sessions/sms, as server CPU per call
 # from the load generator, in embedded mode (memory store + SQLite) or, with
 # MODE=production, on Redis and PostgreSQL on this machine's standard ports.
 #
