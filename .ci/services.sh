@@ -21,6 +21,8 @@ fi
 have chromium || need_apt+=(chromium)
 have chromedriver || need_apt+=(chromium-driver)
 [ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || need_apt+=(fonts-wqy-microhei)
+# A real nginx for the forward-auth test (auth_request is in Debian's build).
+[ -x /usr/sbin/nginx ] || have nginx || need_apt+=(nginx)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing: ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -48,6 +50,7 @@ done
 
 status=0
 if have chromium && have chromedriver; then echo "chromium: $(chromium --version 2>/dev/null | head -n1)"; else echo "chromium: MISSING"; status=1; fi
+if [ -x /usr/sbin/nginx ] || have nginx; then echo "nginx: $( (/usr/sbin/nginx -v || nginx -v) 2>&1 | head -n1)"; else echo "nginx: MISSING"; status=1; fi
 if redis_up; then echo "redis: up"; else echo "redis: NOT ANSWERING"; status=1; fi
 if pg_up; then
   echo "postgresql: up"
