@@ -30,6 +30,7 @@ use crate::store::redis::{RedisStore, RedisTimeouts};
 use crate::store::{MemoryStore, SharedStore};
 use crate::tokens::{TokenSettings, Tokens};
 use crate::users::{self, PgSettings, SharedUserRepo};
+use crate::webhooks::Webhooks;
 
 /// Ports a test may replace (a manual clock, a store or database that fails
 /// on demand). Production code never sets these.
@@ -404,7 +405,18 @@ pub async fn build_flow(config: &Config, overrides: Overrides) -> anyhow::Result
         tracing::warn!(error = %e, "could not read the block and safe lists at start; retrying in the background");
     }
     defence.watch_lists();
-    let audit = Arc::new(Audit::new(users.clone(), clock.clone()));
+    let webhooks = Arc::new(
+        Webhooks::new(
+            config.webhooks.endpoints.clone(),
+            config.webhooks.retry_initial_ms,
+            users.clone(),
+            clock.clone(),
+        )
+        .map_err(anyhow::Error::msg)?,
+    );
+    webhooks.run_sender();
+    let webhooks = (!webhooks.is_empty()).then_some(webhooks);
+    let audit = Arc::new(Audit::new(users.clone(), clock.clone(), webhooks));
     audit.keep_for(config.audit.retention_days);
     let tokens = Arc::new(Tokens::new(
         TokenSettings {

@@ -16,6 +16,7 @@ use tokio::sync::Notify;
 use crate::clock::SharedClock;
 use crate::domain::Mobile;
 use crate::users::{AuditEvent, SharedUserRepo};
+use crate::webhooks::Webhooks;
 
 /// What a request's audit records carry about it.
 #[derive(Debug, Clone, Default)]
@@ -70,15 +71,18 @@ impl<'a> Record<'a> {
 pub struct Audit {
     users: SharedUserRepo,
     clock: SharedClock,
+    /// Where the events also go, signed (SPEC §11).
+    webhooks: Option<Arc<Webhooks>>,
     /// Records being written, for [`Audit::flush`].
     pending: Arc<(AtomicUsize, Notify)>,
 }
 
 impl Audit {
-    pub fn new(users: SharedUserRepo, clock: SharedClock) -> Self {
+    pub fn new(users: SharedUserRepo, clock: SharedClock, webhooks: Option<Arc<Webhooks>>) -> Self {
         Self {
             users,
             clock,
+            webhooks,
             pending: Arc::new((AtomicUsize::new(0), Notify::new())),
         }
     }
@@ -114,10 +118,14 @@ impl Audit {
             detail: r.detail,
         };
         let (users, pending) = (self.users.clone(), self.pending.clone());
+        let webhooks = self.webhooks.clone();
         pending.0.fetch_add(1, Ordering::SeqCst);
         tokio::spawn(async move {
             if let Err(e) = users.append_audit(&event).await {
                 tracing::warn!(error = %e, event = event.event, "could not write an audit record");
+            }
+            if let Some(w) = webhooks {
+                w.enqueue(&event).await;
             }
             pending.0.fetch_sub(1, Ordering::SeqCst);
             pending.1.notify_waiters();

@@ -21,8 +21,8 @@ use tokio::time::Instant;
 
 use crate::domain::Mobile;
 use crate::users::{
-    AuditEvent, AuditQuery, EventCount, ListEntry, NewUser, Records, RepoError, SharedUserRepo,
-    TokenKey, User, UserChange, UserRepo,
+    AuditEvent, AuditQuery, EventCount, ListEntry, NewUser, OutboxMessage, Records, RepoError,
+    SharedUserRepo, TokenKey, User, UserChange, UserRepo,
 };
 
 struct Budget {
@@ -136,6 +136,31 @@ impl UserRepo for BoundedUsers {
 
 #[async_trait]
 impl Records for BoundedUsers {
+    async fn enqueue_webhook(&self, m: &OutboxMessage, next_ms: i64) -> Result<(), RepoError> {
+        bound(self.0.enqueue_webhook(m, next_ms))
+            .await
+            .map_err(repo_exhausted)?
+    }
+    async fn claim_webhooks(
+        &self,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<OutboxMessage>, RepoError> {
+        bound(self.0.claim_webhooks(now_ms, lease_ms, limit))
+            .await
+            .map_err(repo_exhausted)?
+    }
+    async fn settle_webhook(
+        &self,
+        id: i64,
+        next_ms: i64,
+        done_ms: Option<i64>,
+    ) -> Result<(), RepoError> {
+        bound(self.0.settle_webhook(id, next_ms, done_ms))
+            .await
+            .map_err(repo_exhausted)?
+    }
     async fn token_keys(&self) -> Result<Vec<TokenKey>, RepoError> {
         bound(self.0.token_keys()).await.map_err(repo_exhausted)?
     }

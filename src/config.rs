@@ -40,6 +40,7 @@ pub struct Config {
     pub audit: AuditConfig,
     pub admin: AdminConfig,
     pub tokens: TokensConfig,
+    pub webhooks: WebhooksConfig,
     pub dev: DevConfig,
     pub log: LogConfig,
 }
@@ -836,6 +837,50 @@ impl Default for AuditConfig {
     }
 }
 
+/// Signed webhooks of the audit events (SPEC §11, Standard Webhooks).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhooksConfig {
+    pub endpoints: Vec<WebhookEndpoint>,
+    /// The first retry's delay; each failure doubles it (at most an hour),
+    /// for 24 hours.
+    pub retry_initial_ms: u64,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        Self {
+            endpoints: Vec::new(),
+            retry_initial_ms: 5_000,
+        }
+    }
+}
+
+/// `[[webhooks.endpoints]]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookEndpoint {
+    pub url: String,
+    /// `whsec_<base64>`, as Standard Webhooks writes it.
+    pub secret: Secret,
+    /// Audit event names; `"*"` for all.
+    pub events: StringList,
+}
+
+impl WebhookEndpoint {
+    /// The key the secret names.
+    pub fn key(&self) -> Option<Vec<u8>> {
+        use base64::Engine;
+        let b64 = self.secret.expose().strip_prefix("whsec_")?;
+        let key = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
+        (!key.is_empty()).then_some(key)
+    }
+
+    pub fn wants(&self, event: &str) -> bool {
+        self.events.0.iter().any(|e| e == "*" || e == event)
+    }
+}
+
 /// Short-lived JWTs for the site's other services (SPEC §11).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -1293,6 +1338,24 @@ impl Config {
         positive("defence.list_refresh_ms", self.defence.list_refresh_ms);
         positive("audit.retention_days", self.audit.retention_days);
         positive("tokens.rotate_hours", self.tokens.rotate_hours);
+        positive("webhooks.retry_initial_ms", self.webhooks.retry_initial_ms);
+        for (i, e) in self.webhooks.endpoints.iter().enumerate() {
+            if !(e.url.starts_with("http://") || e.url.starts_with("https://")) {
+                errs.push(format!(
+                    "webhooks.endpoints[{i}].url must be an http(s) URL"
+                ));
+            }
+            if e.key().is_none() {
+                errs.push(format!(
+                    "webhooks.endpoints[{i}].secret must be whsec_ followed by base64"
+                ));
+            }
+            if e.events.0.is_empty() {
+                errs.push(format!(
+                    "webhooks.endpoints[{i}].events must name events, or \"*\""
+                ));
+            }
+        }
         if !(1..=crate::tokens::MAX_TTL_SECS).contains(&self.tokens.ttl_secs) {
             errs.push("tokens.ttl_secs must be between 1 and 900 (15 minutes)".into());
         }

@@ -24,6 +24,7 @@ pub mod store;
 pub mod telemetry;
 pub mod tokens;
 pub mod users;
+pub mod webhooks;
 
 pub use app::{App, Overrides};
 pub use config::Config;

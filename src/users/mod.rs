@@ -12,7 +12,9 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::domain::Mobile;
-pub use records::{AuditEvent, AuditQuery, EventCount, ListEntry, Records, TokenKey};
+pub use records::{
+    AuditEvent, AuditQuery, EventCount, ListEntry, OutboxMessage, Records, TokenKey,
+};
 
 #[derive(Debug, Clone)]
 pub struct User {

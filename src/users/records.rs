@@ -51,6 +51,18 @@ pub struct EventCount {
     pub count: i64,
 }
 
+/// A webhook message in the outbox.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct OutboxMessage {
+    pub id: i64,
+    pub msg_id: String,
+    pub endpoint: String,
+    pub event: String,
+    pub payload: String,
+    pub created_ms: i64,
+    pub attempts: i32,
+}
+
 /// A token signing key as stored: the private half sealed.
 #[derive(Debug, Clone, PartialEq, Eq, FromRow)]
 pub struct TokenKey {
@@ -61,6 +73,24 @@ pub struct TokenKey {
 
 #[async_trait]
 pub trait Records: Send + Sync + 'static {
+    /// Queues one message (its `id` and `attempts` are ignored).
+    async fn enqueue_webhook(&self, m: &OutboxMessage, next_ms: i64) -> Result<(), RepoError>;
+    /// Claims up to `limit` messages due at `now_ms` for `lease_ms`: no
+    /// other instance takes them meanwhile.
+    async fn claim_webhooks(
+        &self,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<OutboxMessage>, RepoError>;
+    /// After an attempt: `done_ms` set when delivered or given up, else the
+    /// next try at `next_ms`.
+    async fn settle_webhook(
+        &self,
+        id: i64,
+        next_ms: i64,
+        done_ms: Option<i64>,
+    ) -> Result<(), RepoError>;
     /// The token signing keys, newest first.
     async fn token_keys(&self) -> Result<Vec<TokenKey>, RepoError>;
     async fn add_token_key(&self, key: &TokenKey) -> Result<(), RepoError>;
@@ -96,6 +126,15 @@ pub(super) const AUDIT: &str = "SELECT id, at_ms, event, user_id, mobile, countr
 pub(super) const AUDIT_COUNTS: &str = "SELECT event, country, detail, COUNT(*) AS count \
      FROM audit_events WHERE at_ms >= $1 GROUP BY event, country, detail";
 pub(super) const PRUNE_AUDIT: &str = "DELETE FROM audit_events WHERE at_ms < $1";
+pub(super) const ENQUEUE_WEBHOOK: &str = "INSERT INTO webhook_outbox \
+     (msg_id, endpoint, event, payload, created_ms, next_ms) VALUES ($1, $2, $3, $4, $5, $6)";
+pub(super) const CLAIM_WEBHOOKS: &str = "UPDATE webhook_outbox SET locked_ms = $1 + $2 \
+     WHERE done_ms IS NULL AND next_ms <= $1 AND locked_ms <= $1 AND id IN \
+     (SELECT id FROM webhook_outbox WHERE done_ms IS NULL AND next_ms <= $1 AND locked_ms <= $1 \
+      ORDER BY id LIMIT $3) \
+     RETURNING id, msg_id, endpoint, event, payload, created_ms, attempts";
+pub(super) const SETTLE_WEBHOOK: &str = "UPDATE webhook_outbox SET attempts = attempts + 1, \
+     next_ms = $2, locked_ms = 0, done_ms = $3 WHERE id = $1";
 pub(super) const TOKEN_KEYS: &str =
     "SELECT kid, sealed, created_ms FROM token_keys ORDER BY created_ms DESC LIMIT 10";
 pub(super) const ADD_TOKEN_KEY: &str =
@@ -106,6 +145,49 @@ macro_rules! records_impl {
     ($adapter:ty) => {
         #[async_trait::async_trait]
         impl $crate::users::records::Records for $adapter {
+            async fn enqueue_webhook(
+                &self,
+                m: &records::OutboxMessage,
+                next_ms: i64,
+            ) -> Result<(), RepoError> {
+                let q = sqlx::query(records::ENQUEUE_WEBHOOK)
+                    .bind(&m.msg_id)
+                    .bind(&m.endpoint)
+                    .bind(&m.event)
+                    .bind(&m.payload)
+                    .bind(m.created_ms)
+                    .bind(next_ms);
+                rows::done(q.execute(&self.pool).await)
+            }
+
+            async fn claim_webhooks(
+                &self,
+                now_ms: i64,
+                lease_ms: i64,
+                limit: i64,
+            ) -> Result<Vec<records::OutboxMessage>, RepoError> {
+                sqlx::query_as(records::CLAIM_WEBHOOKS)
+                    .bind(now_ms)
+                    .bind(lease_ms)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(rows::map_err)
+            }
+
+            async fn settle_webhook(
+                &self,
+                id: i64,
+                next_ms: i64,
+                done_ms: Option<i64>,
+            ) -> Result<(), RepoError> {
+                let q = sqlx::query(records::SETTLE_WEBHOOK)
+                    .bind(id)
+                    .bind(next_ms)
+                    .bind(done_ms);
+                rows::done(q.execute(&self.pool).await)
+            }
+
             async fn token_keys(&self) -> Result<Vec<records::TokenKey>, RepoError> {
                 sqlx::query_as(records::TOKEN_KEYS)
                     .fetch_all(&self.pool)

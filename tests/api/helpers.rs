@@ -16,8 +16,8 @@ use phoneauth::store::{
     CodeCheck, CodeClaim, Counter, IndexAdd, KvStore, MemoryStore, SharedStore, StoreError,
 };
 use phoneauth::users::{
-    self, AuditEvent, AuditQuery, EventCount, ListEntry, NewUser, Records, RepoError,
-    SharedUserRepo, TokenKey, User, UserChange, UserRepo,
+    self, AuditEvent, AuditQuery, EventCount, ListEntry, NewUser, OutboxMessage, Records,
+    RepoError, SharedUserRepo, TokenKey, User, UserChange, UserRepo,
 };
 use phoneauth::{App, Overrides};
 use reqwest::header::HeaderMap;
@@ -487,6 +487,28 @@ impl FlakyUsers {
 
 #[async_trait]
 impl Records for FlakyUsers {
+    async fn enqueue_webhook(&self, m: &OutboxMessage, next_ms: i64) -> Result<(), RepoError> {
+        self.check()?;
+        self.inner.enqueue_webhook(m, next_ms).await
+    }
+    async fn claim_webhooks(
+        &self,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<OutboxMessage>, RepoError> {
+        self.check()?;
+        self.inner.claim_webhooks(now_ms, lease_ms, limit).await
+    }
+    async fn settle_webhook(
+        &self,
+        id: i64,
+        next_ms: i64,
+        done_ms: Option<i64>,
+    ) -> Result<(), RepoError> {
+        self.check()?;
+        self.inner.settle_webhook(id, next_ms, done_ms).await
+    }
     async fn token_keys(&self) -> Result<Vec<TokenKey>, RepoError> {
         self.check()?;
         self.inner.token_keys().await

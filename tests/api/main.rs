@@ -33,3 +33,4 @@ mod tokens;
 mod users;
 mod web;
 mod webdriver;
+mod webhooks;
