@@ -11,6 +11,9 @@
 //! (BENCHMARKS.md). PHC strings are written and read with the `password-hash`
 //! types, so stored hashes stay standard `$argon2id$v=19$…`.
 
+mod legacy;
+
+pub use legacy::is_legacy;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -113,14 +116,19 @@ impl PasswordHasher {
     ) -> Result<bool, HashError> {
         // An account without a password (`NO_PASSWORD`) costs the same
         // check as an unknown one, and matches nothing.
-        let stored = stored.filter(|h| h.starts_with('$'));
+        let stored = stored.filter(|h| h.starts_with('$') || legacy::is_legacy(h));
         let known = stored.is_some();
         let hash = stored.unwrap_or(&self.dummy_hash).to_owned();
         let pw = password.expose().to_owned();
         let keep = self.params.block_count();
         let ok = self
             .run(move |blocks| {
-                let ok = verify_with(&pw, &hash, blocks);
+                // An imported site's hash is checked as its library made it.
+                let ok = if legacy::is_legacy(&hash) {
+                    legacy::verify(&pw, &hash)
+                } else {
+                    verify_with(&pw, &hash, blocks)
+                };
                 // A stored hash with more memory than ours (an old or
                 // imported one) does not leave the thread holding it.
                 if blocks.len() > keep {

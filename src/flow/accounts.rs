@@ -98,6 +98,9 @@ impl Flow {
         match checked {
             Ok(Some(user)) => {
                 self.limits.login_succeeded(ticket, mobile).await;
+                if crate::passwords::is_legacy(&user.password_hash) {
+                    self.upgrade_hash(&user, &c.password).await;
+                }
                 if user.disabled {
                     meter::login("disabled");
                     return Err(FlowError::UserDisabled);
@@ -123,6 +126,29 @@ impl Flow {
             Err(e) => {
                 self.limits.login_abandoned(ticket).await;
                 Err(e)
+            }
+        }
+    }
+
+    /// Replaces an imported site's hash with argon2id after the first
+    /// login that proved the password; a failure is logged, and the next
+    /// login tries again.
+    async fn upgrade_hash(&self, user: &User, password: &crate::domain::Password) {
+        let upgraded = async {
+            let hash = self.hasher.hash(password).await?;
+            self.users
+                .update(user.id, crate::users::UserChange::Password(&hash))
+                .await?;
+            Ok::<_, FlowError>(())
+        }
+        .await;
+        match upgraded {
+            Ok(()) => tracing::info!(
+                user_id = user.id,
+                "imported password hash replaced by argon2id"
+            ),
+            Err(e) => {
+                tracing::warn!(user_id = user.id, error = %e, "could not replace an imported password hash")
             }
         }
     }

@@ -195,3 +195,37 @@ async fn account_changes(repo: &SharedUserRepo, policy: &MobilePolicy) {
         assert!(matches!(moved, Ok(true) | Err(RepoError::Duplicate)));
     }
 }
+
+/// An imported user (here inserted as `phoneauth import-users` will) logs in
+/// with the old site's password; the hash then becomes argon2id.
+#[tokio::test]
+async fn a_werkzeug_hash_logs_in_and_is_replaced_by_argon2id() {
+    use phoneauth::users::UserRepo;
+    let app = crate::helpers::spawn_app().await;
+    let raw = fresh_mobile();
+    let m = Mobile::parse(&raw, &MobilePolicy::default()).expect("mobile");
+    // Made by werkzeug 0.16.1, the tutorial sites' era, for "correct horse".
+    let werkzeug = "pbkdf2:sha256:150000$2KIA59Su$dc28c153b02a85e78bedc8e6b3ce1b4ba9d9dcfd3f984fca192eed4c3ff3c08f";
+    let mut user = new_user(&m);
+    user.password_hash = werkzeug.into();
+    let created = app.users.create(&user).await.expect("imported");
+    assert_eq!(app.login(&raw, "not the password").await["errno"], "4004");
+    assert_eq!(app.login(&raw, "correct horse").await["errno"], "0");
+    let after = app
+        .users
+        .by_id(created.id)
+        .await
+        .expect("read")
+        .expect("user");
+    assert!(
+        after.password_hash.starts_with("$argon2id$"),
+        "{}",
+        after.password_hash
+    );
+    assert_eq!(
+        app.login(&raw, "correct horse").await["errno"],
+        "0",
+        "the new hash works"
+    );
+    assert_eq!(app.login(&raw, "not the password").await["errno"], "4004");
+}

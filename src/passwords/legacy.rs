@@ -1,0 +1,192 @@
+//! Password hashes of the sites phoneauth replaces (SPEC §11), verified as
+//! the libraries that made them do, so imported users log in with their old
+//! passwords; the caller then replaces the hash with argon2id.
+//!
+//! - werkzeug `pbkdf2:<digest>[:<iterations>]$<salt>$<hex>` (digest sha256,
+//!   sha1 or sha512), `scrypt:<n>:<r>:<p>$<salt>$<hex>` (64 bytes), and the
+//!   old `<digest>$<salt>$<hex>` (an HMAC keyed with the salt);
+//! - Django `pbkdf2_sha256$<iterations>$<salt>$<base64>` (and `pbkdf2_sha1`);
+//! - bcrypt `$2a$`, `$2b$`, `$2y$`.
+//!
+//! The primitives come from RustCrypto (`pbkdf2`, `scrypt`, `hmac`, `sha1`,
+//! `sha2`) and the `bcrypt` crate; comparisons take constant time.
+
+use base64::Engine;
+use hmac::{Hmac, KeyInit, Mac};
+use subtle::ConstantTimeEq;
+
+/// The highest PBKDF2 count and scrypt cost accepted from a stored hash: an
+/// imported row must not make one login take minutes.
+const MAX_ITERATIONS: u32 = 10_000_000;
+const MAX_SCRYPT_LOG_N: u8 = 20;
+
+/// werkzeug's count for a `pbkdf2:` method written without one.
+const WERKZEUG_DEFAULT_ITERATIONS: u32 = 150_000;
+
+/// Whether `stored` is a legacy hash phoneauth can check.
+pub fn is_legacy(stored: &str) -> bool {
+    stored.starts_with("pbkdf2:")
+        || stored.starts_with("scrypt:")
+        || stored.starts_with("pbkdf2_sha")
+        || ["$2a$", "$2b$", "$2y$"]
+            .iter()
+            .any(|p| stored.starts_with(p))
+        || ["sha256$", "sha1$", "sha512$", "md5$"]
+            .iter()
+            .any(|p| stored.starts_with(p))
+}
+
+/// Checks `password` against a legacy hash; `false` for a wrong password
+/// and for a hash that cannot be read.
+pub fn verify(password: &str, stored: &str) -> bool {
+    if stored.starts_with("$2") {
+        return bcrypt::verify(password, stored).unwrap_or(false);
+    }
+    if let Some(rest) = stored.strip_prefix("pbkdf2_") {
+        return django(password, rest);
+    }
+    let mut parts = stored.splitn(3, '$');
+    let (Some(method), Some(salt), Some(expected)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    let Ok(expected) = hex::decode(expected) else {
+        return false;
+    };
+    let (pw, salt) = (password.as_bytes(), salt.as_bytes());
+    let fields: Vec<&str> = method.split(':').collect();
+    let got = match fields.as_slice() {
+        ["pbkdf2", digest, rest @ ..] => {
+            let rounds = match rest {
+                [] => WERKZEUG_DEFAULT_ITERATIONS,
+                [n] => match n.parse() {
+                    Ok(n) if (1..=MAX_ITERATIONS).contains(&n) => n,
+                    _ => return false,
+                },
+                _ => return false,
+            };
+            pbkdf2(digest, pw, salt, rounds, expected.len())
+        }
+        ["scrypt", n, r, p] => scrypt(pw, salt, n, r, p, expected.len()),
+        [digest] => hmac_of(digest, salt, pw),
+        _ => None,
+    };
+    got.is_some_and(|g| bool::from(g.ct_eq(&expected)))
+}
+
+/// Django's `pbkdf2_sha256$<iterations>$<salt>$<base64>` (without its
+/// `pbkdf2_` prefix).
+fn django(password: &str, rest: &str) -> bool {
+    let mut parts = rest.splitn(4, '$');
+    let (Some(digest), Some(rounds), Some(salt), Some(expected)) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    let Ok(rounds) = rounds.parse::<u32>() else {
+        return false;
+    };
+    let Ok(expected) = base64::engine::general_purpose::STANDARD.decode(expected) else {
+        return false;
+    };
+    if !(1..=MAX_ITERATIONS).contains(&rounds) {
+        return false;
+    }
+    pbkdf2(
+        digest,
+        password.as_bytes(),
+        salt.as_bytes(),
+        rounds,
+        expected.len(),
+    )
+    .is_some_and(|g| bool::from(g.ct_eq(&expected)))
+}
+
+fn pbkdf2(digest: &str, pw: &[u8], salt: &[u8], rounds: u32, len: usize) -> Option<Vec<u8>> {
+    if len == 0 || len > 128 {
+        return None;
+    }
+    let mut out = vec![0u8; len];
+    match digest {
+        "sha256" => pbkdf2::pbkdf2_hmac::<sha2::Sha256>(pw, salt, rounds, &mut out),
+        "sha512" => pbkdf2::pbkdf2_hmac::<sha2::Sha512>(pw, salt, rounds, &mut out),
+        "sha1" => pbkdf2::pbkdf2_hmac::<sha1::Sha1>(pw, salt, rounds, &mut out),
+        _ => return None,
+    }
+    Some(out)
+}
+
+fn scrypt(pw: &[u8], salt: &[u8], n: &str, r: &str, p: &str, len: usize) -> Option<Vec<u8>> {
+    let n: u64 = n.parse().ok()?;
+    let (r, p): (u32, u32) = (r.parse().ok()?, p.parse().ok()?);
+    if !n.is_power_of_two() || n < 2 || len == 0 || len > 128 {
+        return None;
+    }
+    let log_n = n.trailing_zeros() as u8;
+    if log_n > MAX_SCRYPT_LOG_N || r > 32 || p > 16 {
+        return None;
+    }
+    let params = scrypt::Params::new(log_n, r, p).ok()?;
+    let mut out = vec![0u8; len];
+    scrypt::scrypt(pw, salt, &params, &mut out).ok()?;
+    Some(out)
+}
+
+/// werkzeug's oldest form: an HMAC of the password keyed with the salt.
+fn hmac_of(digest: &str, key: &[u8], pw: &[u8]) -> Option<Vec<u8>> {
+    fn run<M: Mac + KeyInit>(key: &[u8], pw: &[u8]) -> Option<Vec<u8>> {
+        let mut m = <M as KeyInit>::new_from_slice(key).ok()?;
+        m.update(pw);
+        Some(m.finalize().into_bytes().to_vec())
+    }
+    match digest {
+        "sha256" => run::<Hmac<sha2::Sha256>>(key, pw),
+        "sha512" => run::<Hmac<sha2::Sha512>>(key, pw),
+        "sha1" => run::<Hmac<sha1::Sha1>>(key, pw),
+        "md5" => run::<Hmac<md5::Md5>>(key, pw),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Hashes made by the real libraries (werkzeug 3.1, Django 5 and the
+    /// Python `bcrypt` package) for the password `correct horse`.
+    #[test]
+    fn hashes_of_the_real_libraries_verify() {
+        let cases = include_str!("legacy_vectors.txt");
+        let mut n = 0;
+        for line in cases
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        {
+            assert!(is_legacy(line), "{line}");
+            assert!(verify("correct horse", line), "{line}");
+            assert!(
+                !verify("correct horsf", line),
+                "a wrong password matched {line}"
+            );
+            n += 1;
+        }
+        assert!(n >= 7, "{n} vectors");
+    }
+
+    #[test]
+    fn unreadable_or_unbounded_hashes_match_nothing() {
+        for bad in [
+            "pbkdf2:sha256:0$salt$00",
+            "pbkdf2:sha256:999999999$salt$00",
+            "pbkdf2:whirlpool:1000$salt$00",
+            "scrypt:3:8:1$salt$00",
+            "scrypt:1048576000:8:1$salt$00",
+            "sha256$salt$nothex",
+            "pbkdf2_sha256$x$salt$AAAA",
+            "$2b$04$invalid",
+        ] {
+            assert!(!verify("correct horse", bad), "{bad}");
+        }
+        assert!(!is_legacy("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA"));
+    }
+}
