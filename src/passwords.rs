@@ -119,12 +119,16 @@ impl PasswordHasher {
         let stored = stored.filter(|h| h.starts_with('$') || legacy::is_legacy(h));
         let known = stored.is_some();
         let hash = stored.unwrap_or(&self.dummy_hash).to_owned();
+        let dummy = self.dummy_hash.clone();
         let pw = password.expose().to_owned();
         let keep = self.params.block_count();
         let ok = self
             .run(move |blocks| {
-                // An imported site's hash is checked as its library made it.
+                // An imported site's hash is checked as its library made it,
+                // after the dummy argon2id check an unknown number costs, so
+                // an imported account does not answer faster than none.
                 let ok = if legacy::is_legacy(&hash) {
+                    let _ = verify_with(&pw, &dummy, blocks);
                     legacy::verify(&pw, &hash)
                 } else {
                     verify_with(&pw, &hash, blocks)

@@ -20,6 +20,9 @@ use crate::users::{RepoError, SharedUserRepo, TokenKey};
 
 /// The longest a token lives (SPEC §11).
 pub const MAX_TTL_SECS: u64 = 15 * 60;
+/// How long a new key is published before it signs: the key set's
+/// `max-age` (`http::tokens`), so cached sets know it.
+const PUBLISHED_BEFORE_USE_MS: i64 = 300_000;
 /// What the server secret seals token keys for.
 const SEAL: &str = "token-key";
 
@@ -92,8 +95,12 @@ impl Tokens {
             "jti": secret::random_hex(16),
         });
         let keys = self.keys.read().unwrap_or_else(|p| p.into_inner());
+        // A new key signs only once verifiers that cache the key set
+        // (`max-age` of the JWKS) have seen it; until then the one before.
         let key = keys
-            .first()
+            .iter()
+            .find(|k| self.age_ms(k) >= PUBLISHED_BEFORE_USE_MS)
+            .or_else(|| keys.first())
             .ok_or_else(|| TokenError::Key("no signing key".into()))?;
         let header = json!({ "alg": "EdDSA", "typ": "JWT", "kid": key.kid });
         let signing_input = format!(
@@ -113,9 +120,12 @@ impl Tokens {
 
     /// The published keys: every key younger than two rotations (a token
     /// signed just before a rotation stays verifiable).
+    ///
+    /// Read from the database on each call, so every instance publishes
+    /// every key, whoever made it.
     pub async fn jwks(&self) -> Result<Value, TokenError> {
         self.ensure_current_key().await?;
-        let keys = self.keys.read().unwrap_or_else(|p| p.into_inner());
+        let keys = self.load().await?;
         let published: Vec<Value> = keys
             .iter()
             .filter(|k| self.age_ms(k) < 2 * self.rotation_ms())

@@ -24,8 +24,10 @@ use crate::config::WebhookEndpoint;
 use crate::secret;
 use crate::users::{AuditEvent, OutboxMessage, SharedUserRepo};
 
-/// How long a claimed message is this instance's to send.
-const LEASE_MS: i64 = 30_000;
+/// How long a claimed message is this instance's to send: longer than a
+/// whole batch can take (20 messages × 13 s at worst), so no other instance
+/// takes a message this one is still sending.
+const LEASE_MS: i64 = 300_000;
 /// Messages claimed at once.
 const BATCH: i64 = 20;
 /// How often the sender looks for due messages.

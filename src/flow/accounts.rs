@@ -136,9 +136,11 @@ impl Flow {
     async fn upgrade_hash(&self, user: &User, password: &crate::domain::Password) {
         let upgraded = async {
             let hash = self.hasher.hash(password).await?;
-            self.users
-                .update(user.id, crate::users::UserChange::Password(&hash))
-                .await?;
+            let change = crate::users::UserChange::ReplaceHash {
+                from: &user.password_hash,
+                to: &hash,
+            };
+            self.users.update(user.id, change).await?;
             Ok::<_, FlowError>(())
         }
         .await;

@@ -106,6 +106,14 @@ impl Flow {
             self.store.delete(&keys::session(&old)).await?;
             meter::session_evicted();
         }
+        // A user disabled between the caller's check and this session's
+        // write had every session ended already — but not this one.
+        if let Some(Some(u)) = super::optional_lookup(self.users.by_id(user.id)).await
+            && u.disabled
+        {
+            self.end_session(&id).await?;
+            return Err(FlowError::UserDisabled);
+        }
         Ok(id)
     }
 

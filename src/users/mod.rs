@@ -60,6 +60,12 @@ pub struct NewUser {
 #[derive(Debug, Clone, Copy)]
 pub enum UserChange<'a> {
     Password(&'a str),
+    /// The hash `from` becomes `to`, unless it changed meanwhile (an
+    /// imported hash upgraded at login must not undo a reset).
+    ReplaceHash {
+        from: &'a str,
+        to: &'a str,
+    },
     /// A new number; with `rename: Some((old, new))` the name follows the
     /// number when it is still `old` (the default name, the old number).
     Mobile {

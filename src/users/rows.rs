@@ -93,6 +93,10 @@ pub(super) fn change<'a>(id: i64, c: &UserChange<'a>) -> (&'static str, Vec<Bind
             "UPDATE users SET password_hash = $2 WHERE id = $1",
             vec![Int(id), Text(hash)],
         ),
+        UserChange::ReplaceHash { from, to } => (
+            "UPDATE users SET password_hash = $3 WHERE id = $1 AND password_hash = $2",
+            vec![Int(id), Text(from), Text(to)],
+        ),
         UserChange::Mobile { mobile, rename } => {
             let (from, to) = rename.unwrap_or(("", ""));
             (
