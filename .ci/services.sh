@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Makes sure Redis (127.0.0.1:6379) and PostgreSQL (127.0.0.1:5432) answer,
-# installing them from Debian and starting them when they do not. In CI a
-# service that still does not answer fails the run; elsewhere it is reported.
+# Makes sure Redis (127.0.0.1:6379), PostgreSQL (127.0.0.1:5432) and MariaDB
+# (127.0.0.1:3306, root without a password, database `test`) answer, and that
+# Chromium and nginx are installed, installing from Debian and starting what
+# does not answer. In CI a service the tests need that still does not answer
+# fails the run; elsewhere it is reported. No test uses MariaDB yet (the MySQL
+# repository is still to come), so it is started and reported, not required.
 set -uo pipefail
 
 need_apt=()
@@ -9,12 +12,16 @@ have() { command -v "$1" >/dev/null 2>&1; }
 
 redis_up() { have redis-cli && redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null | grep -q PONG; }
 pg_up() { have pg_isready && pg_isready -h 127.0.0.1 -p 5432 -q; }
+mysql_up() { have mysqladmin && mysqladmin -h 127.0.0.1 -P 3306 -uroot --connect-timeout=2 ping >/dev/null 2>&1; }
 
 if ! redis_up; then
   have redis-server || need_apt+=(redis-server)
 fi
 if ! pg_up; then
   have pg_ctlcluster || need_apt+=(postgresql)
+fi
+if ! mysql_up; then
+  [ -x /usr/sbin/mariadbd ] || need_apt+=(mariadb-server)
 fi
 # Headless Chromium and its driver for the browser tests; a CJK font so the
 # Chinese pages render (for the screenshots).
@@ -43,6 +50,15 @@ if ! pg_up; then
   fi
 fi
 
+if ! mysql_up && [ -x /usr/sbin/mariadbd ]; then
+  echo "starting mariadb"
+  { service mariadb start || /etc/init.d/mariadb start; } >/dev/null 2>&1 || true
+  # A fresh Debian install lets root in over the socket only: open TCP
+  # logins without a password, as these machines have them.
+  for _ in $(seq 1 30); do mariadb -uroot -e 'SELECT 1' >/dev/null 2>&1 && break; sleep 1; done
+  mariadb -uroot -e "ALTER USER root@localhost IDENTIFIED VIA mysql_native_password USING PASSWORD(''); CREATE DATABASE IF NOT EXISTS test" >/dev/null 2>&1 || true
+fi
+
 for _ in $(seq 1 30); do
   redis_up && pg_up && break
   sleep 1
@@ -59,6 +75,12 @@ if pg_up; then
     || psql -h 127.0.0.1 -U postgres -c "CREATE DATABASE test" >/dev/null 2>&1 || true
 else
   echo "postgresql: NOT ANSWERING"; status=1
+fi
+if mysql_up; then
+  echo "mariadb: up"
+  mariadb -h 127.0.0.1 -uroot -e "CREATE DATABASE IF NOT EXISTS test" >/dev/null 2>&1 || true
+else
+  echo "mariadb: NOT ANSWERING (no test needs it yet)"
 fi
 
 if [ "$status" -ne 0 ] && [ "${CI:-}" = "true" ]; then
