@@ -264,7 +264,7 @@ impl Flow {
                     mobile: user.mobile.clone(),
                     password,
                 };
-                self.login(&credentials, client).await?;
+                self.check_password(&credentials, client).await?;
                 Ok(None)
             }
             Proof::Code(code) => Ok(Some(

@@ -76,6 +76,26 @@ impl Flow {
     /// and cost the same (a dummy hash is verified). Only failures count
     /// toward the login limits.
     pub async fn login(&self, c: &Credentials, client: &ClientKey) -> Result<User, FlowError> {
+        let user = self.check_password(c, client).await?;
+        meter::login("ok");
+        tracing::info!(user_id = user.id, "login succeeded");
+        self.record(
+            Record::new("logged_in")
+                .user(user.id)
+                .mobile(&c.mobile)
+                .detail("password"),
+        );
+        Ok(user)
+    }
+
+    /// The password check of a login, under its limits and counted as a
+    /// login attempt (a wrong password is a failed login), without the
+    /// login itself: for sensitive actions that ask for the password.
+    pub(super) async fn check_password(
+        &self,
+        c: &Credentials,
+        client: &ClientKey,
+    ) -> Result<User, FlowError> {
         let mobile = &c.mobile;
         let ticket = match self.limits.login_attempt(mobile, client).await {
             Ok(t) => t,
@@ -105,14 +125,6 @@ impl Flow {
                     meter::login("disabled");
                     return Err(FlowError::UserDisabled);
                 }
-                meter::login("ok");
-                tracing::info!(user_id = user.id, "login succeeded");
-                self.record(
-                    Record::new("logged_in")
-                        .user(user.id)
-                        .mobile(mobile)
-                        .detail("password"),
-                );
                 Ok(user)
             }
             Ok(None) => {

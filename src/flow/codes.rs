@@ -82,8 +82,15 @@ impl Flow {
             self.check_captcha(proof).await?;
         }
         let (mobile, delivery) = match (purpose, session) {
-            // The code goes to the account's own number, whatever was asked.
-            (Purpose::Confirm, Some(s)) => (self.user(s.user_id).await?.mobile, Delivery::Code),
+            // The code goes to the account's own number, whatever was asked
+            // (the session's, which the session check just read).
+            (Purpose::Confirm, Some(s)) => {
+                let mobile = match Mobile::from_e164(&s.e164) {
+                    Ok(m) => m,
+                    Err(_) => self.user(s.user_id).await?.mobile,
+                };
+                (mobile, Delivery::Code)
+            }
             _ => {
                 let mobile = req
                     .mobile
@@ -100,14 +107,14 @@ impl Flow {
                 (mobile, delivery)
             }
         };
-        // The same limits whatever is delivered: the enumeration-safe mode
-        // must not show in the cooldown or the caps either.
         // A blocked number takes no cooldown or count: it is refused first.
         if self.defence.lists().blocks_number(&mobile) {
             return Err(self.refused(Refusal::Listed, Some(&mobile)).await);
         }
-        // A test number's code is fixed and never sent, nor counted in the
-        // budget; the cooldown and the guess cap still hold.
+        // The same limits whatever is delivered: the enumeration-safe mode
+        // must not show in the cooldown or the caps either. A test number's
+        // code is fixed and never sent, nor counted in the budget; the
+        // cooldown and the guess cap still hold.
         let test_code = self.defence.test_code(&mobile).map(str::to_owned);
         let reservation = self
             .limits
@@ -223,9 +230,12 @@ impl Flow {
         let mobile = msg.mobile;
         // On every path, whatever is delivered: the enumeration-safe mode
         // must take the same time for a number with or without an account.
-        for other in Purpose::ALL.into_iter().filter(|p| *p != purpose) {
-            self.store.delete(&keys::sms_code(mobile, other)).await?;
-        }
+        let others: Vec<String> = Purpose::ALL
+            .into_iter()
+            .filter(|p| *p != purpose)
+            .map(|p| keys::sms_code(mobile, p))
+            .collect();
+        self.store.delete_all(&others).await?;
         let ttl = self.settings.code_ttl;
         self.store
             .put_code(&keys::sms_code(mobile, purpose), mac, ttl)

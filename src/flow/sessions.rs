@@ -40,6 +40,15 @@ pub struct SessionData {
     pub handle: String,
 }
 
+impl SessionData {
+    /// The account's name and number as they are now.
+    fn set_user(&mut self, user: &User) {
+        self.name = user.name.clone();
+        self.mobile = user.mobile.display();
+        self.e164 = user.mobile.e164().to_owned();
+    }
+}
+
 /// Where a session was started from, for the user's session list.
 #[derive(Debug, Clone, Default)]
 pub struct SessionOrigin {
@@ -132,9 +141,7 @@ impl Flow {
         match super::optional_lookup(self.users.by_id(data.user_id)).await {
             Some(Some(user)) if !user.disabled => {
                 // The account's name and number as they are now.
-                data.name = user.name;
-                data.mobile = user.mobile.display();
-                data.e164 = user.mobile.e164().to_owned();
+                data.set_user(&user);
                 Ok(Some(data))
             }
             Some(_) => {
@@ -208,9 +215,7 @@ impl Flow {
             let Some(mut data) = self.session_by_hash(&hash).await? else {
                 continue;
             };
-            data.name = user.name.clone();
-            data.mobile = user.mobile.display();
-            data.e164 = user.mobile.e164().to_owned();
+            data.set_user(user);
             let json = serde_json::to_vec(&data).map_err(|e| FlowError::Internal(e.to_string()))?;
             if let Err(e) = self.store.replace(&keys::session(&hash), &json).await {
                 tracing::warn!(error = %e, "could not refresh a session");
@@ -270,16 +275,7 @@ impl Flow {
     /// Ends every session of `user_id` but the one whose id is `keep`.
     pub async fn end_other_sessions(&self, user_id: i64, keep: &str) -> Result<(), FlowError> {
         let keep = secret::sha256_hex(keep.as_bytes());
-        let index = keys::user_sessions(user_id);
-        for hash in self.store.index_members(&index).await? {
-            if hash != keep {
-                self.store.delete(&keys::session(&hash)).await?;
-                self.store.index_remove(&index, &hash).await?;
-            }
-        }
-        meter::sessions_ended("others");
-        self.record(Record::new("sessions_ended").user(user_id).detail("others"));
-        Ok(())
+        self.end_sessions(user_id, Some(&keep)).await
     }
 
     pub async fn end_session(&self, id: &str) -> Result<(), FlowError> {
@@ -299,15 +295,23 @@ impl Flow {
     /// Ends every session of `user_id` (a disabled or deleted account, a
     /// reset password).
     pub async fn end_user_sessions(&self, user_id: i64) -> Result<(), FlowError> {
-        // Member by member: a session started meanwhile stays listed (and
-        // so can still be ended) instead of vanishing with the whole index.
+        self.end_sessions(user_id, None).await
+    }
+
+    /// Ends the user's sessions but the one whose hash is `keep`. Member by
+    /// member: a session started meanwhile stays listed (and so can still
+    /// be ended) instead of vanishing with the whole index.
+    async fn end_sessions(&self, user_id: i64, keep: Option<&str>) -> Result<(), FlowError> {
         let index = keys::user_sessions(user_id);
         for hash in self.store.index_members(&index).await? {
-            self.store.delete(&keys::session(&hash)).await?;
-            self.store.index_remove(&index, &hash).await?;
+            if Some(hash.as_str()) != keep {
+                self.store.delete(&keys::session(&hash)).await?;
+                self.store.index_remove(&index, &hash).await?;
+            }
         }
-        meter::sessions_ended("all");
-        self.record(Record::new("sessions_ended").user(user_id).detail("all"));
+        let scope = if keep.is_some() { "others" } else { "all" };
+        meter::sessions_ended(scope);
+        self.record(Record::new("sessions_ended").user(user_id).detail(scope));
         Ok(())
     }
 }

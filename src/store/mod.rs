@@ -115,6 +115,15 @@ pub trait KvStore: Send + Sync + 'static {
 
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
 
+    /// Deletes several keys (of one hash tag, on Redis Cluster); Redis does
+    /// it in one command, this default one by one.
+    async fn delete_all(&self, keys: &[String]) -> Result<(), StoreError> {
+        for k in keys {
+            self.delete(k).await?;
+        }
+        Ok(())
+    }
+
     /// Adds one to a fixed-window counter; the first hit opens a window of
     /// `window`.
     async fn incr_window(&self, key: &str, window: Duration) -> Result<Counter, StoreError>;

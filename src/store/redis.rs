@@ -790,6 +790,15 @@ impl KvStore for RedisStore {
         .await
     }
 
+    async fn delete_all(&self, keys: &[String]) -> Result<(), StoreError> {
+        let ks: Vec<String> = keys.iter().map(|k| self.key(k)).collect();
+        let ks = &ks;
+        self.run(Resend::Safe, |mut c| async move {
+            redis::cmd("DEL").arg(ks).query_async::<()>(&mut c).await
+        })
+        .await
+    }
+
     async fn incr_window(&self, key: &str, window: Duration) -> Result<Counter, StoreError> {
         let k = &self.key(key);
         let (count, pttl): (u64, i64) = self

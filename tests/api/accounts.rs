@@ -314,14 +314,7 @@ async fn the_mobile_moves_with_the_password_or_a_confirm_code() {
     let confirm = app.dev_sms(&new).await.expect("sent to the current number");
     let code = code_for(&app, &c, &newer, "change_mobile").await;
     let body = json!({ "mobile": newer, "sms_code": code, "confirm_code": confirm });
-    let v = call(
-        &app,
-        &c,
-        Method::PUT,
-        "/api/v1.0/user/mobile",
-        Some(body.clone()),
-    )
-    .await;
+    let v = call(&app, &c, Method::PUT, "/api/v1.0/user/mobile", Some(body)).await;
     assert_eq!(v["errno"], "0", "{v}");
     let user = call(&app, &c, Method::GET, "/api/v1.0/user", None).await;
     assert_eq!(user["data"]["mobile"], newer.as_str());
@@ -329,7 +322,6 @@ async fn the_mobile_moves_with_the_password_or_a_confirm_code() {
     let again = json!({ "confirm_code": confirm });
     let v = call(&app, &c, Method::DELETE, "/api/v1.0/user", Some(again)).await;
     assert_eq!(v["errno"], "4002", "{v}");
-    let _ = body;
 }
 
 #[tokio::test]

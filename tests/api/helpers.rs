@@ -13,7 +13,8 @@ use phoneauth::config::Config;
 use phoneauth::domain::Mobile;
 use phoneauth::sms::{SmsError, SmsErrorKind, SmsMessage, SmsReceipt, SmsSender, log::LogSender};
 use phoneauth::store::{
-    CodeCheck, CodeClaim, Counter, IndexAdd, KvStore, MemoryStore, SharedStore, StoreError,
+    CodeCheck, CodeClaim, Counter, IndexAdd, KvStore, MemoryStore, PumpCounts, PumpKeys,
+    SharedStore, StoreError,
 };
 use phoneauth::users::{
     self, AuditEvent, AuditQuery, EventCount, ListEntry, NewUser, OutboxMessage, Records,
@@ -405,6 +406,18 @@ impl KvStore for FlakyStore {
     async fn delete(&self, k: &str) -> Result<(), StoreError> {
         self.check()?;
         self.inner.delete(k).await
+    }
+    async fn delete_all(&self, ks: &[String]) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.delete_all(ks).await
+    }
+    async fn pump_send(&self, keys: &PumpKeys<'_>) -> Result<PumpCounts, StoreError> {
+        self.check()?;
+        self.inner.pump_send(keys).await
+    }
+    async fn pump_verified(&self, keys: [&str; 4]) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.pump_verified(keys).await
     }
     async fn incr_window(&self, k: &str, w: Duration) -> Result<Counter, StoreError> {
         self.check()?;
