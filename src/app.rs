@@ -29,7 +29,7 @@ use crate::sms::{SmsChain, SmsSender};
 use crate::store::redis::{RedisStore, RedisTimeouts};
 use crate::store::{MemoryStore, SharedStore};
 use crate::tokens::{TokenSettings, Tokens};
-use crate::users::{self, PgSettings, SharedUserRepo};
+use crate::users::{self, PoolSettings, SharedUserRepo};
 use crate::webhooks::Webhooks;
 
 /// Ports a test may replace (a manual clock, a store or database that fails
@@ -186,8 +186,8 @@ async fn open_store(config: &Config, clock: SharedClock) -> anyhow::Result<Share
     Ok(store)
 }
 
-pub fn pg_settings(config: &Config) -> PgSettings {
-    PgSettings {
+pub fn pg_settings(config: &Config) -> PoolSettings {
+    PoolSettings {
         max_connections: config.database.max_connections,
         acquire_timeout: Duration::from_millis(config.database.acquire_timeout_ms),
     }

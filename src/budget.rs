@@ -21,7 +21,7 @@ use tokio::time::Instant;
 
 use crate::domain::Mobile;
 use crate::users::{
-    AuditEvent, AuditQuery, EventCount, ListEntry, NewUser, OutboxMessage, Records, RepoError,
+    AuditEvent, AuditQuery, EventCount, ImportedUser, ListEntry, NewUser, OutboxMessage, Records, RepoError,
     SharedUserRepo, TokenKey, User, UserChange, UserRepo,
 };
 
@@ -113,6 +113,14 @@ impl UserRepo for BoundedUsers {
 
     async fn by_id(&self, id: i64) -> Result<Option<User>, RepoError> {
         bound(self.0.by_id(id)).await.map_err(repo_exhausted)?
+    }
+
+    async fn by_ids(&self, ids: &[i64]) -> Result<Vec<User>, RepoError> {
+        bound(self.0.by_ids(ids)).await.map_err(repo_exhausted)?
+    }
+
+    async fn import(&self, batch: &[ImportedUser]) -> Result<u64, RepoError> {
+        bound(self.0.import(batch)).await.map_err(repo_exhausted)?
     }
 
     async fn update(&self, id: i64, change: UserChange<'_>) -> Result<bool, RepoError> {

@@ -1423,10 +1423,11 @@ impl Config {
         let db = &self.database.url;
         if !(db.starts_with("sqlite:")
             || db.starts_with("postgres://")
-            || db.starts_with("postgresql://"))
+            || db.starts_with("postgresql://")
+            || db.starts_with("mysql://"))
         {
             errs.push(format!(
-                "database.url: unsupported scheme in {:?} (sqlite://, postgres://)",
+                "database.url: unsupported scheme in {:?} (sqlite://, postgres://, mysql://)",
                 redact_url(db)
             ));
         }

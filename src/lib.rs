@@ -14,6 +14,7 @@ pub mod deployment_secret;
 pub mod domain;
 pub mod flow;
 pub mod http;
+pub mod import;
 pub mod limits;
 pub mod meter;
 pub mod passwords;

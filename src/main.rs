@@ -66,6 +66,28 @@ enum Command {
         #[arg(long, default_value_t = 100)]
         limit: i64,
     },
+    /// Import an existing site's users, keeping their ids and password hashes.
+    ImportUsers {
+        /// A CSV file with a header row, or JSON Lines (`.jsonl`, `.ndjson`).
+        #[arg(required_unless_present = "from", conflicts_with = "from")]
+        file: Option<PathBuf>,
+        /// The old site's database: mysql://…, postgres://… or sqlite://….
+        #[arg(long, requires = "table")]
+        from: Option<String>,
+        /// The old site's users table (`ih_user_profile`, `info_user`, …).
+        #[arg(long)]
+        table: Option<String>,
+        /// Where a field is in the source, repeatable: id, mobile, password,
+        /// name, created_at (defaults fit iHome and the news site).
+        #[arg(long = "map", value_name = "FIELD=COLUMN")]
+        map: Vec<String>,
+        /// Rows that cannot be imported, with the reason (JSON Lines).
+        #[arg(long, value_name = "FILE", default_value = "import-rejects.jsonl")]
+        rejects: PathBuf,
+        /// Check and count everything, write no user.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -144,6 +166,14 @@ fn main() -> ExitCode {
 async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
         Command::Serve => App::build(config).await?.run_until_stopped().await?,
+        Command::ImportUsers {
+            file,
+            from,
+            table,
+            map,
+            rejects,
+            dry_run,
+        } => import_users(&config, file, from, table, &map, &rejects, dry_run).await?,
         Command::Migrate => {
             let repo = phoneauth::users::connect(
                 &config.database.url,
@@ -251,6 +281,94 @@ async fn list_command(config: &Config, list: &str, action: ListAction) -> anyhow
     print_json(&out);
     flow.audit().flush(Duration::from_secs(5)).await;
     Ok(())
+}
+
+async fn import_users(
+    config: &Config,
+    file: Option<PathBuf>,
+    from: Option<String>,
+    table: Option<String>,
+    map: &[String],
+    rejects: &std::path::Path,
+    dry_run: bool,
+) -> anyhow::Result<()> {
+    use phoneauth::import::{self, ColumnMap, Source};
+    use std::io::IsTerminal;
+
+    let source = match (file, from, table) {
+        (_, Some(url), Some(table)) => Source::Table { url, table },
+        (Some(path), ..) => match path.extension().and_then(|e| e.to_str()) {
+            Some("jsonl" | "ndjson" | "json") => Source::Jsonl(path),
+            _ => Source::Csv(path),
+        },
+        _ => anyhow::bail!("name a file, or --from and --table"),
+    };
+    let mut columns = ColumnMap::for_table(match &source {
+        Source::Table { table, .. } => Some(table),
+        _ => None,
+    });
+    columns.apply(map)?;
+    let policy = MobilePolicy::new(&config.phone.allowed_regions.0).map_err(anyhow::Error::msg)?;
+    let repo =
+        phoneauth::users::connect(&config.database.url, phoneauth::app::pg_settings(config)).await?;
+    repo.migrate().await?;
+
+    let started = std::time::Instant::now();
+    let bar = std::io::stderr().is_terminal();
+    let counts = import::run(
+        repo.as_ref(),
+        &policy,
+        &source,
+        &columns,
+        rejects,
+        dry_run,
+        |c, fraction| {
+            if bar {
+                eprint!("\r{}", progress_line(c, fraction, started.elapsed()));
+            }
+        },
+    )
+    .await?;
+    if bar {
+        eprintln!();
+    }
+    let secs = started.elapsed().as_secs_f64();
+    #[allow(clippy::cast_precision_loss)]
+    let rate = if secs > 0.0 { counts.read as f64 / secs } else { 0.0 };
+    let mut out = serde_json::to_value(&counts)?;
+    out["dry_run"] = json!(dry_run);
+    out["seconds"] = json!((secs * 1000.0).round() / 1000.0);
+    out["rows_per_second"] = json!(rate.round());
+    if counts.rejected > 0 {
+        out["reject_file"] = json!(rejects.display().to_string());
+    }
+    print_json(&out);
+    Ok(())
+}
+
+/// `[########------------]  40%  40000 read · 39990 imported · …`
+fn progress_line(
+    c: &phoneauth::import::Counts,
+    fraction: Option<f64>,
+    elapsed: Duration,
+) -> String {
+    const WIDTH: usize = 24;
+    let bar = fraction.map_or_else(String::new, |f| {
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let done = ((f * WIDTH as f64) as usize).min(WIDTH);
+        format!(
+            "[{}{}] {:>3.0}%  ",
+            "#".repeat(done),
+            "-".repeat(WIDTH - done),
+            f * 100.0
+        )
+    });
+    #[allow(clippy::cast_precision_loss)]
+    let rate = c.read as f64 / elapsed.as_secs_f64().max(0.001);
+    format!(
+        "{bar}{} read · {} imported · {} present · {} rejected · {rate:.0}/s ",
+        c.read, c.imported, c.present, c.rejected
+    )
 }
 
 fn print_json(v: &serde_json::Value) {

@@ -11,7 +11,7 @@
 //! (BENCHMARKS.md). PHC strings are written and read with the `password-hash`
 //! types, so stored hashes stay standard `$argon2id$v=19$…`.
 
-mod legacy;
+pub mod legacy;
 
 pub use legacy::is_legacy;
 use std::sync::mpsc;

@@ -1,6 +1,7 @@
 //! The user repository port and its SQL implementations, chosen once at start
 //! from `database.url`. The adapters share their row mapping (`rows`).
 
+pub mod mysql;
 pub mod postgres;
 pub mod records;
 mod rows;
@@ -56,6 +57,18 @@ pub struct NewUser {
     pub created_at: OffsetDateTime,
 }
 
+/// A user of the old site as `phoneauth import-users` brings it: its id
+/// kept, so the old site's other tables still point at it, and its password
+/// hash as the old site made it (verified at login, then replaced).
+#[derive(Debug, Clone)]
+pub struct ImportedUser {
+    pub id: i64,
+    pub mobile: Mobile,
+    pub name: String,
+    pub password_hash: String,
+    pub created_at: OffsetDateTime,
+}
+
 /// One change to a user row ([`UserRepo::update`]).
 #[derive(Debug, Clone, Copy)]
 pub enum UserChange<'a> {
@@ -104,6 +117,11 @@ pub trait UserRepo: Records {
     async fn create(&self, new: &NewUser) -> Result<User, RepoError>;
     async fn by_mobile(&self, mobile: &Mobile) -> Result<Option<User>, RepoError>;
     async fn by_id(&self, id: i64) -> Result<Option<User>, RepoError>;
+    /// The users of these ids that exist, in no particular order.
+    async fn by_ids(&self, ids: &[i64]) -> Result<Vec<User>, RepoError>;
+    /// Inserts imported users with their ids in one transaction, leaving
+    /// out each row whose id, number or name is taken; how many went in.
+    async fn import(&self, batch: &[ImportedUser]) -> Result<u64, RepoError>;
     /// Applies one change; `Ok(false)` when no row changed (no such user, or
     /// an identity recorded already). Unique constraints answer `Duplicate`
     /// (mobile) and `NameTaken`, also under races.
@@ -117,14 +135,31 @@ pub trait UserRepo: Records {
 
 pub type SharedUserRepo = Arc<dyn UserRepo>;
 
-pub use postgres::PgSettings;
+/// Pool settings of `database.*` (PostgreSQL and MySQL).
+#[derive(Debug, Clone, Copy)]
+pub struct PoolSettings {
+    pub max_connections: u32,
+    pub acquire_timeout: std::time::Duration,
+}
 
-/// Opens the repository named by `url` (`sqlite://…` or `postgres://…`).
-pub async fn connect(url: &str, pg: PgSettings) -> Result<SharedUserRepo, RepoError> {
+impl Default for PoolSettings {
+    fn default() -> Self {
+        Self {
+            max_connections: 10,
+            acquire_timeout: std::time::Duration::from_secs(3),
+        }
+    }
+}
+
+/// Opens the repository named by `url` (`sqlite://…`, `postgres://…` or
+/// `mysql://…`).
+pub async fn connect(url: &str, pg: PoolSettings) -> Result<SharedUserRepo, RepoError> {
     if url.starts_with("sqlite:") {
         Ok(Arc::new(sqlite::SqliteUserRepo::connect(url).await?))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Ok(Arc::new(postgres::PgUserRepo::connect(url, pg)?))
+    } else if url.starts_with("mysql://") {
+        Ok(Arc::new(mysql::MySqlUserRepo::connect(url, pg)?))
     } else {
         Err(RepoError::Unavailable(format!(
             "unsupported database URL scheme in {:?}",

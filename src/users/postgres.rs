@@ -3,39 +3,22 @@
 //! answers, not a crash, and the pool recovers when it returns.
 
 use std::str::FromStr;
-use std::time::Duration;
 
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-use super::RepoError;
+use super::{PoolSettings, RepoError};
 use super::records;
 use super::rows::{self, unavailable};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
-
-/// Pool settings of `database.*`.
-#[derive(Debug, Clone, Copy)]
-pub struct PgSettings {
-    pub max_connections: u32,
-    pub acquire_timeout: Duration,
-}
-
-impl Default for PgSettings {
-    fn default() -> Self {
-        Self {
-            max_connections: 10,
-            acquire_timeout: Duration::from_secs(3),
-        }
-    }
-}
 
 pub struct PgUserRepo {
     pool: PgPool,
 }
 
 impl PgUserRepo {
-    pub fn connect(url: &str, settings: PgSettings) -> Result<Self, RepoError> {
+    pub fn connect(url: &str, settings: PoolSettings) -> Result<Self, RepoError> {
         let opts = PgConnectOptions::from_str(url).map_err(unavailable)?;
         let pool = PgPoolOptions::new()
             .max_connections(settings.max_connections)
@@ -45,6 +28,13 @@ impl PgUserRepo {
     }
 }
 
-rows::user_repo_impl!(PgUserRepo, created_at: |t| t, migrator: MIGRATOR);
+rows::user_repo_impl!(
+    PgUserRepo,
+    created_at: |t| t,
+    dialect: rows::Postgres,
+    migrator: MIGRATOR
+);
+rows::returning_impl!(PgUserRepo, time::OffsetDateTime);
 
-records::records_impl!(PgUserRepo);
+records::records_impl!(PgUserRepo, dialect: rows::Postgres);
+

@@ -1,7 +1,8 @@
 //! What the database keeps besides users (SPEC §10): the operator's block
 //! and safe lists, and the append-only audit log. One SQL text serves both
-//! databases (`$n` placeholders; times as Unix milliseconds), and
-//! [`records_impl!`] writes the one implementation into each adapter.
+//! databases (`$n` placeholders, which MySQL reads as `?`; times as Unix
+//! milliseconds), and [`records_impl!`] writes the one implementation into
+//! each adapter.
 
 use async_trait::async_trait;
 use serde::Serialize;
@@ -119,30 +120,53 @@ pub(super) const REMOVE_LIST_ENTRY: &str =
 pub(super) const APPEND_AUDIT: &str = "INSERT INTO audit_events \
      (at_ms, event, user_id, mobile, country, client_net, request_id, detail) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
-pub(super) const AUDIT: &str = "SELECT id, at_ms, event, user_id, mobile, country, client_net, \
-     request_id, detail FROM audit_events \
-     WHERE at_ms >= $1 AND ($2 IS NULL OR user_id = $2) AND ($3 IS NULL OR event = $3) \
-     ORDER BY id DESC LIMIT $4";
+macro_rules! audit_select {
+    () => {
+        "SELECT id, at_ms, event, user_id, mobile, country, client_net, request_id, detail \
+         FROM audit_events WHERE at_ms >= $1"
+    };
+}
+
+/// The audit query for the filters given (each placeholder used once, in
+/// order, so MySQL reads it too).
+pub(super) fn audit_sql(by_user: bool, by_event: bool) -> &'static str {
+    match (by_user, by_event) {
+        (false, false) => concat!(audit_select!(), " ORDER BY id DESC LIMIT $2"),
+        (true, false) => concat!(
+            audit_select!(),
+            " AND user_id = $2 ORDER BY id DESC LIMIT $3"
+        ),
+        (false, true) => concat!(audit_select!(), " AND event = $2 ORDER BY id DESC LIMIT $3"),
+        (true, true) => concat!(
+            audit_select!(),
+            " AND user_id = $2 AND event = $3 ORDER BY id DESC LIMIT $4"
+        ),
+    }
+}
 pub(super) const AUDIT_COUNTS: &str = "SELECT event, country, detail, COUNT(*) AS count \
      FROM audit_events WHERE at_ms >= $1 GROUP BY event, country, detail";
 pub(super) const PRUNE_AUDIT: &str = "DELETE FROM audit_events WHERE at_ms < $1";
 pub(super) const ENQUEUE_WEBHOOK: &str = "INSERT INTO webhook_outbox \
      (msg_id, endpoint, event, payload, created_ms, next_ms) VALUES ($1, $2, $3, $4, $5, $6)";
-pub(super) const CLAIM_WEBHOOKS: &str = "UPDATE webhook_outbox SET locked_ms = $1 + $2 \
+/// PostgreSQL and SQLite claim in one statement; MySQL has no `RETURNING`
+/// on `UPDATE` (see `mysql.rs`).
+pub(super) const CLAIM_WEBHOOKS_RETURNING: &str = "UPDATE webhook_outbox SET locked_ms = $1 + $2 \
      WHERE done_ms IS NULL AND next_ms <= $1 AND locked_ms <= $1 AND id IN \
      (SELECT id FROM webhook_outbox WHERE done_ms IS NULL AND next_ms <= $1 AND locked_ms <= $1 \
       ORDER BY id LIMIT $3) \
      RETURNING id, msg_id, endpoint, event, payload, created_ms, attempts";
 pub(super) const SETTLE_WEBHOOK: &str = "UPDATE webhook_outbox SET attempts = attempts + 1, \
-     next_ms = $2, locked_ms = 0, done_ms = $3 WHERE id = $1";
+     next_ms = $1, locked_ms = 0, done_ms = $2 WHERE id = $3";
 pub(super) const TOKEN_KEYS: &str =
     "SELECT kid, sealed, created_ms FROM token_keys ORDER BY created_ms DESC LIMIT 10";
 pub(super) const ADD_TOKEN_KEY: &str =
     "INSERT INTO token_keys (kid, sealed, created_ms) VALUES ($1, $2, $3)";
 
-/// The one implementation of [`Records`] for an adapter with a `pool`.
+/// The one implementation of [`Records`] for an adapter with a `pool`, its
+/// [`super::rows::Dialect`] and an inherent `claim_rows` (written by
+/// `rows::returning_impl!` where the database has `RETURNING`).
 macro_rules! records_impl {
-    ($adapter:ty) => {
+    ($adapter:ty, dialect: $d:ty) => {
         #[async_trait::async_trait]
         impl $crate::users::records::Records for $adapter {
             async fn enqueue_webhook(
@@ -150,7 +174,7 @@ macro_rules! records_impl {
                 m: &records::OutboxMessage,
                 next_ms: i64,
             ) -> Result<(), RepoError> {
-                let q = sqlx::query(records::ENQUEUE_WEBHOOK)
+                let q = sqlx::query(<$d as rows::Dialect>::sql(records::ENQUEUE_WEBHOOK))
                     .bind(&m.msg_id)
                     .bind(&m.endpoint)
                     .bind(&m.event)
@@ -166,13 +190,7 @@ macro_rules! records_impl {
                 lease_ms: i64,
                 limit: i64,
             ) -> Result<Vec<records::OutboxMessage>, RepoError> {
-                sqlx::query_as(records::CLAIM_WEBHOOKS)
-                    .bind(now_ms)
-                    .bind(lease_ms)
-                    .bind(limit)
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err(rows::map_err)
+                self.claim_rows(now_ms, lease_ms, limit).await
             }
 
             async fn settle_webhook(
@@ -181,22 +199,22 @@ macro_rules! records_impl {
                 next_ms: i64,
                 done_ms: Option<i64>,
             ) -> Result<(), RepoError> {
-                let q = sqlx::query(records::SETTLE_WEBHOOK)
-                    .bind(id)
+                let q = sqlx::query(<$d as rows::Dialect>::sql(records::SETTLE_WEBHOOK))
                     .bind(next_ms)
-                    .bind(done_ms);
+                    .bind(done_ms)
+                    .bind(id);
                 rows::done(q.execute(&self.pool).await)
             }
 
             async fn token_keys(&self) -> Result<Vec<records::TokenKey>, RepoError> {
-                sqlx::query_as(records::TOKEN_KEYS)
+                sqlx::query_as(<$d as rows::Dialect>::sql(records::TOKEN_KEYS))
                     .fetch_all(&self.pool)
                     .await
                     .map_err(rows::map_err)
             }
 
             async fn add_token_key(&self, k: &records::TokenKey) -> Result<(), RepoError> {
-                let q = sqlx::query(records::ADD_TOKEN_KEY)
+                let q = sqlx::query(<$d as rows::Dialect>::sql(records::ADD_TOKEN_KEY))
                     .bind(&k.kid)
                     .bind(&k.sealed)
                     .bind(k.created_ms);
@@ -204,14 +222,14 @@ macro_rules! records_impl {
             }
 
             async fn list_signature(&self) -> Result<(i64, i64), RepoError> {
-                sqlx::query_as(records::LIST_SIGNATURE)
+                sqlx::query_as(<$d as rows::Dialect>::sql(records::LIST_SIGNATURE))
                     .fetch_one(&self.pool)
                     .await
                     .map_err(rows::map_err)
             }
 
             async fn list_entries(&self) -> Result<Vec<records::ListEntry>, RepoError> {
-                sqlx::query_as(records::LIST_ENTRIES)
+                sqlx::query_as(<$d as rows::Dialect>::sql(records::LIST_ENTRIES))
                     .fetch_all(&self.pool)
                     .await
                     .map_err(rows::map_err)
@@ -222,7 +240,7 @@ macro_rules! records_impl {
                 e: &records::ListEntry,
                 at_ms: i64,
             ) -> Result<bool, RepoError> {
-                let q = sqlx::query(records::ADD_LIST_ENTRY)
+                let q = sqlx::query(<$d as rows::Dialect>::ADD_LIST_ENTRY)
                     .bind(&e.list)
                     .bind(&e.kind)
                     .bind(&e.value)
@@ -232,7 +250,7 @@ macro_rules! records_impl {
             }
 
             async fn remove_list_entry(&self, e: &records::ListEntry) -> Result<bool, RepoError> {
-                let q = sqlx::query(records::REMOVE_LIST_ENTRY)
+                let q = sqlx::query(<$d as rows::Dialect>::sql(records::REMOVE_LIST_ENTRY))
                     .bind(&e.list)
                     .bind(&e.kind)
                     .bind(&e.value);
@@ -241,7 +259,7 @@ macro_rules! records_impl {
             }
 
             async fn append_audit(&self, e: &records::AuditEvent) -> Result<(), RepoError> {
-                let q = sqlx::query(records::APPEND_AUDIT)
+                let q = sqlx::query(<$d as rows::Dialect>::sql(records::APPEND_AUDIT))
                     .bind(e.at_ms)
                     .bind(&e.event)
                     .bind(e.user_id)
@@ -257,10 +275,15 @@ macro_rules! records_impl {
                 &self,
                 q: &records::AuditQuery,
             ) -> Result<Vec<records::AuditEvent>, RepoError> {
-                sqlx::query_as(records::AUDIT)
-                    .bind(q.since_ms)
-                    .bind(q.user_id)
-                    .bind(&q.event)
+                let sql = records::audit_sql(q.user_id.is_some(), q.event.is_some());
+                let mut query = sqlx::query_as(<$d as rows::Dialect>::sql(sql)).bind(q.since_ms);
+                if let Some(user) = q.user_id {
+                    query = query.bind(user);
+                }
+                if let Some(event) = &q.event {
+                    query = query.bind(event);
+                }
+                query
                     .bind(q.limit)
                     .fetch_all(&self.pool)
                     .await
@@ -271,7 +294,7 @@ macro_rules! records_impl {
                 &self,
                 since_ms: i64,
             ) -> Result<Vec<records::EventCount>, RepoError> {
-                sqlx::query_as(records::AUDIT_COUNTS)
+                sqlx::query_as(<$d as rows::Dialect>::sql(records::AUDIT_COUNTS))
                     .bind(since_ms)
                     .fetch_all(&self.pool)
                     .await
@@ -279,7 +302,7 @@ macro_rules! records_impl {
             }
 
             async fn prune_audit(&self, before_ms: i64) -> Result<u64, RepoError> {
-                let q = sqlx::query(records::PRUNE_AUDIT).bind(before_ms);
+                let q = sqlx::query(<$d as rows::Dialect>::sql(records::PRUNE_AUDIT)).bind(before_ms);
                 let done = q.execute(&self.pool).await.map_err(rows::map_err)?;
                 Ok(done.rows_affected())
             }

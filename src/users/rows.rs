@@ -65,9 +65,14 @@ pub(super) fn done<T>(r: Result<T, sqlx::Error>) -> Result<(), RepoError> {
 
 pub(super) fn map_err(e: sqlx::Error) -> RepoError {
     match &e {
-        // PostgreSQL names the constraint; SQLite names the column.
         sqlx::Error::Database(db) if db.is_unique_violation() => {
-            if db.constraint() == Some("users_name_key") || db.message().contains("users.name") {
+            // PostgreSQL names the constraint, MySQL names it in the message
+            // and SQLite names the column.
+            let m = db.message();
+            if db.constraint() == Some("users_name_key")
+                || m.contains("users_name_key")
+                || m.contains("users.name")
+            {
                 RepoError::NameTaken
             } else {
                 RepoError::Duplicate
@@ -84,35 +89,37 @@ pub(super) enum Bind<'a> {
     Bool(bool),
 }
 
-/// The statement of one [`UserChange`] and its values, in `$n` placeholders
-/// (which SQLite reads as well as PostgreSQL). `$1` is always the user id.
+/// The statement of one [`UserChange`] and its values. Its placeholders
+/// are numbered in the order of the values and each is used once, so the
+/// text also reads as MySQL's `?` (see [`positional`]); the user id is
+/// always the last.
 pub(super) fn change<'a>(id: i64, c: &UserChange<'a>) -> (&'static str, Vec<Bind<'a>>) {
     use Bind::{Int, Text};
     match *c {
         UserChange::Password(hash) => (
-            "UPDATE users SET password_hash = $2 WHERE id = $1",
-            vec![Int(id), Text(hash)],
+            "UPDATE users SET password_hash = $1 WHERE id = $2",
+            vec![Text(hash), Int(id)],
         ),
         UserChange::ReplaceHash { from, to } => (
-            "UPDATE users SET password_hash = $3 WHERE id = $1 AND password_hash = $2",
-            vec![Int(id), Text(from), Text(to)],
+            "UPDATE users SET password_hash = $1 WHERE password_hash = $2 AND id = $3",
+            vec![Text(to), Text(from), Int(id)],
         ),
         UserChange::Mobile { mobile, rename } => {
             let (from, to) = rename.unwrap_or(("", ""));
             (
-                "UPDATE users SET mobile = $2, \
-                 name = CASE WHEN name = $3 THEN $4 ELSE name END WHERE id = $1",
-                vec![Int(id), Text(mobile.e164()), Text(from), Text(to)],
+                "UPDATE users SET mobile = $1, \
+                 name = CASE WHEN name = $2 THEN $3 ELSE name END WHERE id = $4",
+                vec![Text(mobile.e164()), Text(from), Text(to), Int(id)],
             )
         }
         UserChange::Name(name) => (
-            "UPDATE users SET name = $2 WHERE id = $1",
-            vec![Int(id), Text(name)],
+            "UPDATE users SET name = $1 WHERE id = $2",
+            vec![Text(name), Int(id)],
         ),
         UserChange::Avatar(avatar) => match avatar {
             Some(a) => (
-                "UPDATE users SET avatar_url = $2 WHERE id = $1",
-                vec![Int(id), Text(a)],
+                "UPDATE users SET avatar_url = $1 WHERE id = $2",
+                vec![Text(a), Int(id)],
             ),
             None => (
                 "UPDATE users SET avatar_url = NULL WHERE id = $1",
@@ -120,23 +127,137 @@ pub(super) fn change<'a>(id: i64, c: &UserChange<'a>) -> (&'static str, Vec<Bind
             ),
         },
         UserChange::Disabled(disabled) => (
-            "UPDATE users SET disabled = $2 WHERE id = $1",
-            vec![Int(id), Bind::Bool(disabled)],
+            "UPDATE users SET disabled = $1 WHERE id = $2",
+            vec![Bind::Bool(disabled), Int(id)],
         ),
         UserChange::Identity {
             real_name,
             sealed,
             masked,
         } => (
-            "UPDATE users SET real_name = $2, id_card_sealed = $3, id_card_masked = $4 \
-             WHERE id = $1 AND real_name IS NULL",
-            vec![Int(id), Text(real_name), Text(sealed), Text(masked)],
+            "UPDATE users SET real_name = $1, id_card_sealed = $2, id_card_masked = $3 \
+             WHERE real_name IS NULL AND id = $4",
+            vec![Text(real_name), Text(sealed), Text(masked), Int(id)],
         ),
     }
 }
 
-/// Deletes a user and returns the row as it was.
-pub(super) const DELETE: &str = concat!(
+/// What differs between the SQL of the databases, beyond what each
+/// adapter's own methods do.
+pub(super) trait Dialect {
+    /// A shared statement as this database reads it.
+    fn sql(shared: &'static str) -> &'static str;
+    /// The `n`th placeholder (from 1) of a statement built at run time.
+    fn param(n: usize) -> String;
+    /// Inserts users with their ids, leaving out any row that breaks a
+    /// unique constraint: the text before the `VALUES` rows and after them.
+    const IMPORT: (&'static str, &'static str);
+    /// Run after an import, to move the id sequence past the imported ids.
+    const AFTER_IMPORT: Option<&'static str> = None;
+    /// Adds a list entry unless it is there ([`super::records::ADD_LIST_ENTRY`]).
+    const ADD_LIST_ENTRY: &'static str = super::records::ADD_LIST_ENTRY;
+}
+
+pub(super) struct Sqlite;
+pub(super) struct Postgres;
+pub(super) struct MySql;
+
+impl Dialect for Sqlite {
+    fn sql(shared: &'static str) -> &'static str {
+        shared
+    }
+    fn param(n: usize) -> String {
+        format!("${n}")
+    }
+    const IMPORT: (&'static str, &'static str) = (
+        "INSERT INTO users (id, mobile, name, password_hash, created_at)",
+        " ON CONFLICT DO NOTHING",
+    );
+}
+
+impl Dialect for Postgres {
+    fn sql(shared: &'static str) -> &'static str {
+        shared
+    }
+    fn param(n: usize) -> String {
+        format!("${n}")
+    }
+    // The id column is `GENERATED ALWAYS`: an import gives its own.
+    const IMPORT: (&'static str, &'static str) = (
+        "INSERT INTO users (id, mobile, name, password_hash, created_at) OVERRIDING SYSTEM VALUE",
+        " ON CONFLICT DO NOTHING",
+    );
+    const AFTER_IMPORT: Option<&'static str> = Some(
+        "SELECT setval(pg_get_serial_sequence('users', 'id'), \
+         GREATEST((SELECT MAX(id) FROM users), 1))",
+    );
+}
+
+impl Dialect for MySql {
+    fn sql(shared: &'static str) -> &'static str {
+        positional(shared)
+    }
+    fn param(_: usize) -> String {
+        "?".into()
+    }
+    // InnoDB moves AUTO_INCREMENT past the inserted ids by itself.
+    const IMPORT: (&'static str, &'static str) = (
+        "INSERT IGNORE INTO users (id, mobile, name, password_hash, created_at)",
+        "",
+    );
+    const ADD_LIST_ENTRY: &'static str = "INSERT IGNORE INTO list_entries \
+         (list, kind, value, created_ms) VALUES (?, ?, ?, ?)";
+}
+
+/// A shared statement as MySQL reads it: each `$n` becomes `?`. The shared
+/// statements number their placeholders in order and use each once (the
+/// unit test below holds them to it), so positions keep their meaning. The
+/// statements are few and fixed: each is translated once and kept.
+fn positional(sql: &'static str) -> &'static str {
+    use std::collections::HashMap;
+    use std::sync::{LazyLock, RwLock};
+    static DONE: LazyLock<RwLock<HashMap<&'static str, &'static str>>> =
+        LazyLock::new(Default::default);
+    if let Some(done) = DONE.read().unwrap_or_else(|e| e.into_inner()).get(sql) {
+        return done;
+    }
+    let translated: &'static str = Box::leak(question_marks(sql).into_boxed_str());
+    DONE.write()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(sql, translated);
+    translated
+}
+
+fn question_marks(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '$' && chars.peek().is_some_and(char::is_ascii_digit) {
+            while chars.peek().is_some_and(char::is_ascii_digit) {
+                chars.next();
+            }
+            out.push('?');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The numbers of a statement's placeholders, in the order they appear.
+#[cfg(test)]
+pub(super) fn placeholder_order(sql: &str) -> Vec<u32> {
+    sql.split('$')
+        .skip(1)
+        .filter_map(|rest| {
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            digits.parse().ok()
+        })
+        .collect()
+}
+
+/// Deletes a user and returns the row as it was (PostgreSQL and SQLite).
+pub(super) const DELETE_RETURNING: &str = concat!(
     "DELETE FROM users WHERE id = $1 RETURNING ",
     user_columns!()
 );
@@ -145,22 +266,40 @@ pub(super) fn unavailable(e: impl std::fmt::Display) -> RepoError {
     RepoError::Unavailable(e.to_string())
 }
 
-/// The user queries, in `$n` placeholders (SQLite reads them as well as
-/// PostgreSQL).
+/// The user queries (numbered in order: see [`positional`]).
 pub(super) const BY_MOBILE: &str =
     concat!("SELECT ", user_columns!(), " FROM users WHERE mobile = $1");
 pub(super) const BY_ID: &str = concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1");
-pub(super) const INSERT: &str = concat!(
+/// [`BY_ID`] locking the row for the transaction (MySQL).
+pub(super) const BY_ID_LOCKED: &str = concat!(
+    "SELECT ",
+    user_columns!(),
+    " FROM users WHERE id = ? FOR UPDATE"
+);
+/// Followed by a list of placeholders in parentheses.
+pub(super) const BY_IDS: &str = concat!("SELECT ", user_columns!(), " FROM users WHERE id IN");
+pub(super) const INSERT: &str = "INSERT INTO users (mobile, name, password_hash, created_at) \
+     VALUES ($1, $2, $3, $4)";
+/// [`INSERT`] returning the row (PostgreSQL and SQLite).
+pub(super) const INSERT_RETURNING: &str = concat!(
     "INSERT INTO users (mobile, name, password_hash, created_at) \
      VALUES ($1, $2, $3, $4) RETURNING ",
     user_columns!()
 );
 
 /// The one implementation of [`super::UserRepo`] for an adapter with a
-/// `pool`: the adapters differ only in how `created_at` is bound (`|t|` an
-/// expression of the time, which may use `?`) and in their migrations.
+/// `pool`. The adapters differ in how `created_at` is bound (`|t|` an
+/// expression of the time, which may use `?`), in their [`Dialect`], in
+/// their migrations, and in two inherent methods, `insert_row` and
+/// `delete_row` (written by [`returning_impl!`] where the database has
+/// `RETURNING`).
 macro_rules! user_repo_impl {
-    ($adapter:ty, created_at: |$t:ident| $created:expr, migrator: $migrator:expr) => {
+    (
+        $adapter:ty,
+        created_at: |$t:ident| $created:expr,
+        dialect: $d:ty,
+        migrator: $migrator:expr
+    ) => {
         #[async_trait::async_trait]
         impl $crate::users::UserRepo for $adapter {
             async fn create(
@@ -168,14 +307,7 @@ macro_rules! user_repo_impl {
                 new: &$crate::users::NewUser,
             ) -> Result<$crate::users::User, $crate::users::RepoError> {
                 let $t = new.created_at;
-                let row = sqlx::query_as(rows::INSERT)
-                    .bind(new.mobile.e164())
-                    .bind(&new.name)
-                    .bind(&new.password_hash)
-                    .bind($created)
-                    .fetch_one(&self.pool)
-                    .await;
-                match rows::one(row) {
+                match self.insert_row(new, $created).await {
                     // Both constraints may fail at once (a default name is
                     // the number): a taken number is what the caller must
                     // hear.
@@ -192,7 +324,7 @@ macro_rules! user_repo_impl {
                 &self,
                 mobile: &$crate::domain::Mobile,
             ) -> Result<Option<$crate::users::User>, $crate::users::RepoError> {
-                let q = sqlx::query_as(rows::BY_MOBILE).bind(mobile.e164());
+                let q = sqlx::query_as(<$d as rows::Dialect>::sql(rows::BY_MOBILE)).bind(mobile.e164());
                 rows::optional(q.fetch_optional(&self.pool).await)
             }
 
@@ -200,7 +332,7 @@ macro_rules! user_repo_impl {
                 &self,
                 id: i64,
             ) -> Result<Option<$crate::users::User>, $crate::users::RepoError> {
-                let q = sqlx::query_as(rows::BY_ID).bind(id);
+                let q = sqlx::query_as(<$d as rows::Dialect>::sql(rows::BY_ID)).bind(id);
                 rows::optional(q.fetch_optional(&self.pool).await)
             }
 
@@ -210,7 +342,7 @@ macro_rules! user_repo_impl {
                 change: $crate::users::UserChange<'_>,
             ) -> Result<bool, $crate::users::RepoError> {
                 let (sql, binds) = rows::change(id, &change);
-                let mut q = sqlx::query(sql);
+                let mut q = sqlx::query(<$d as rows::Dialect>::sql(sql));
                 for b in binds {
                     q = match b {
                         rows::Bind::Int(i) => q.bind(i),
@@ -226,8 +358,63 @@ macro_rules! user_repo_impl {
                 &self,
                 id: i64,
             ) -> Result<Option<$crate::users::User>, $crate::users::RepoError> {
-                let q = sqlx::query_as(rows::DELETE).bind(id);
-                rows::optional(q.fetch_optional(&self.pool).await)
+                self.delete_row(id).await
+            }
+
+            async fn by_ids(
+                &self,
+                ids: &[i64],
+            ) -> Result<Vec<$crate::users::User>, $crate::users::RepoError> {
+                use rows::Dialect as _;
+                if ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let list: Vec<String> = (1..=ids.len()).map(<$d>::param).collect();
+                let sql = format!("{} ({})", rows::BY_IDS, list.join(", "));
+                let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+                for id in ids {
+                    q = q.bind(*id);
+                }
+                let rows: Vec<rows::UserRow> = q.fetch_all(&self.pool).await.map_err(rows::map_err)?;
+                rows.into_iter().map($crate::users::User::try_from).collect()
+            }
+
+            async fn import(
+                &self,
+                batch: &[$crate::users::ImportedUser],
+            ) -> Result<u64, $crate::users::RepoError> {
+                use rows::Dialect as _;
+                if batch.is_empty() {
+                    return Ok(0);
+                }
+                let (head, tail) = <$d>::IMPORT;
+                let values: Vec<String> = (0..batch.len())
+                    .map(|i| {
+                        let p: Vec<String> = (5 * i + 1..=5 * i + 5).map(<$d>::param).collect();
+                        format!("({})", p.join(", "))
+                    })
+                    .collect();
+                let sql = format!("{head} VALUES {}{tail}", values.join(", "));
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for u in batch {
+                    let $t = u.created_at;
+                    q = q
+                        .bind(u.id)
+                        .bind(u.mobile.e164())
+                        .bind(&u.name)
+                        .bind(&u.password_hash)
+                        .bind($created);
+                }
+                let mut tx = self.pool.begin().await.map_err(rows::unavailable)?;
+                let done = q.execute(&mut *tx).await.map_err(rows::map_err)?;
+                if let Some(after) = <$d>::AFTER_IMPORT {
+                    sqlx::query(after)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(rows::map_err)?;
+                }
+                tx.commit().await.map_err(rows::unavailable)?;
+                Ok(done.rows_affected())
             }
 
             async fn ping(&self) -> Result<(), $crate::users::RepoError> {
@@ -241,3 +428,114 @@ macro_rules! user_repo_impl {
     };
 }
 pub(super) use user_repo_impl;
+
+/// `insert_row`, `delete_row` and `claim_rows` with `RETURNING`
+/// (PostgreSQL and SQLite).
+macro_rules! returning_impl {
+    ($adapter:ty, $created:ty) => {
+        impl $adapter {
+            async fn insert_row(
+                &self,
+                new: &$crate::users::NewUser,
+                created_at: $created,
+            ) -> Result<$crate::users::User, $crate::users::RepoError> {
+                let row = sqlx::query_as(rows::INSERT_RETURNING)
+                    .bind(new.mobile.e164())
+                    .bind(&new.name)
+                    .bind(&new.password_hash)
+                    .bind(created_at)
+                    .fetch_one(&self.pool)
+                    .await;
+                rows::one(row)
+            }
+
+            async fn delete_row(
+                &self,
+                id: i64,
+            ) -> Result<Option<$crate::users::User>, $crate::users::RepoError> {
+                let q = sqlx::query_as(rows::DELETE_RETURNING).bind(id);
+                rows::optional(q.fetch_optional(&self.pool).await)
+            }
+
+            async fn claim_rows(
+                &self,
+                now_ms: i64,
+                lease_ms: i64,
+                limit: i64,
+            ) -> Result<Vec<$crate::users::OutboxMessage>, $crate::users::RepoError> {
+                sqlx::query_as($crate::users::records::CLAIM_WEBHOOKS_RETURNING)
+                    .bind(now_ms)
+                    .bind(lease_ms)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(rows::map_err)
+            }
+        }
+    };
+}
+pub(super) use returning_impl;
+
+#[cfg(test)]
+mod tests {
+    use super::super::records;
+    use super::*;
+    use crate::domain::MobilePolicy;
+
+    /// MySQL reads `$n` as `?` by position: every statement it shares must
+    /// number its placeholders 1, 2, 3… in the order they appear.
+    #[test]
+    fn shared_statements_number_their_placeholders_in_order() {
+        let mobile = Mobile::parse("13812345678", &MobilePolicy::default()).expect("mobile");
+        let changes = [
+            UserChange::Password("h"),
+            UserChange::ReplaceHash { from: "a", to: "b" },
+            UserChange::Mobile {
+                mobile: &mobile,
+                rename: Some(("a", "b")),
+            },
+            UserChange::Name("n"),
+            UserChange::Avatar(Some("a")),
+            UserChange::Avatar(None),
+            UserChange::Disabled(true),
+            UserChange::Identity {
+                real_name: "r",
+                sealed: "s",
+                masked: "m",
+            },
+        ];
+        let mut shared = vec![
+            BY_MOBILE,
+            BY_ID,
+            INSERT,
+            records::LIST_SIGNATURE,
+            records::LIST_ENTRIES,
+            records::REMOVE_LIST_ENTRY,
+            records::APPEND_AUDIT,
+            records::AUDIT_COUNTS,
+            records::PRUNE_AUDIT,
+            records::ENQUEUE_WEBHOOK,
+            records::SETTLE_WEBHOOK,
+            records::TOKEN_KEYS,
+            records::ADD_TOKEN_KEY,
+        ];
+        for (user, event) in [(false, false), (true, false), (false, true), (true, true)] {
+            shared.push(records::audit_sql(user, event));
+        }
+        for c in &changes {
+            let (sql, binds) = change(7, c);
+            assert_eq!(placeholder_order(sql).len(), binds.len(), "{sql}");
+            shared.push(sql);
+        }
+        for sql in shared {
+            let order = placeholder_order(sql);
+            let expected: Vec<u32> = (1..=u32::try_from(order.len()).expect("few")).collect();
+            assert_eq!(order, expected, "{sql}");
+            assert!(!MySql::sql(sql).contains('$'), "{sql}");
+        }
+        assert_eq!(
+            MySql::sql("UPDATE t SET a = $1 WHERE b = $2 AND c = $10"),
+            "UPDATE t SET a = ? WHERE b = ? AND c = ?"
+        );
+    }
+}

@@ -63,7 +63,9 @@ rows::user_repo_impl!(
     created_at: |t| t
         .format(&Rfc3339)
         .map_err(|e| RepoError::Corrupt(e.to_string()))?,
+    dialect: rows::Sqlite,
     migrator: MIGRATOR
 );
+rows::returning_impl!(SqliteUserRepo, String);
 
-records::records_impl!(SqliteUserRepo);
+records::records_impl!(SqliteUserRepo, dialect: rows::Sqlite);

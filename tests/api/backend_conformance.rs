@@ -1,8 +1,10 @@
 //! The store and user-repository conformance suites against the shared
-//! backends: Redis single node and Cluster; SQLite and PostgreSQL.
+//! backends: Redis single node and Cluster; SQLite, PostgreSQL and
+//! MySQL/MariaDB.
 
 use crate::backends::{
-    fresh_pg_schema, fresh_prefix, postgres_url, redis_cluster_url, redis_store, redis_url,
+    fresh_mysql_database, fresh_pg_schema, fresh_prefix, mysql_url, postgres_url,
+    redis_cluster_url, redis_store, redis_url,
 };
 use crate::helpers::TempDir;
 use crate::store::{Harness, run_all};
@@ -41,4 +43,10 @@ async fn the_sqlite_user_repository_conforms() {
 async fn the_postgres_user_repository_conforms() {
     let Some(base) = postgres_url() else { return };
     run_user_suite(&fresh_pg_schema(&base).await).await;
+}
+
+#[tokio::test]
+async fn the_mysql_user_repository_conforms() {
+    let Some(base) = mysql_url() else { return };
+    run_user_suite(&fresh_mysql_database(&base).await).await;
 }

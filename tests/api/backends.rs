@@ -1,8 +1,9 @@
 //! Where the shared backends are, for the tests that need them.
 //!
-//! `TEST_REDIS_URL`, `TEST_REDIS_CLUSTER_URL` and `TEST_DATABASE_URL` name them;
-//! without them the local defaults (Redis on 127.0.0.1:6379, PostgreSQL on
-//! 127.0.0.1:5432) are used when they answer. In CI (`CI=true`) a backend that
+//! `TEST_REDIS_URL`, `TEST_REDIS_CLUSTER_URL`, `TEST_DATABASE_URL` and
+//! `TEST_MYSQL_URL` name them; without them the local defaults (Redis on
+//! 127.0.0.1:6379, PostgreSQL on 127.0.0.1:5432, MariaDB on 127.0.0.1:3306)
+//! are used when they answer. In CI (`CI=true`) a backend that
 //! cannot be reached fails the test; elsewhere the test is skipped with a loud
 //! line on stderr.
 
@@ -65,6 +66,39 @@ pub fn postgres_url() -> Option<String> {
             "PostgreSQL",
             "set TEST_DATABASE_URL or start PostgreSQL on 127.0.0.1:5432",
         ),
+    }
+}
+
+pub fn mysql_url() -> Option<String> {
+    match std::env::var("TEST_MYSQL_URL") {
+        Ok(u) => Some(u),
+        Err(_) if answers("127.0.0.1:3306") => Some("mysql://root@127.0.0.1:3306/test".into()),
+        Err(_) => missing(
+            "MySQL/MariaDB",
+            "set TEST_MYSQL_URL or start MariaDB on 127.0.0.1:3306",
+        ),
+    }
+}
+
+/// A fresh database of its own on the MySQL server of `base` (a URL naming
+/// some database), so tests never collide; returns its URL.
+pub async fn fresh_mysql_database(base: &str) -> String {
+    use sqlx::Connection;
+    let name = format!("t_{}", phoneauth::secret::random_hex(6));
+    let mut conn = sqlx::MySqlConnection::connect(base)
+        .await
+        .expect("connect to MySQL");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "CREATE DATABASE {name} CHARACTER SET utf8mb4"
+    )))
+    .execute(&mut conn)
+    .await
+    .expect("create database");
+    let (server, query) = base.split_once('?').map_or((base, None), |(s, q)| (s, Some(q)));
+    let server = server.rsplit_once('/').map_or(server, |(s, _)| s);
+    match query {
+        Some(q) => format!("{server}/{name}?{q}"),
+        None => format!("{server}/{name}"),
     }
 }
 

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use phoneauth::clock::ManualClock;
 use phoneauth::store::MemoryStore;
-use phoneauth::users::{self, PgSettings};
+use phoneauth::users::{self, PoolSettings};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::process::Command;
 use tokio::sync::watch;
@@ -42,7 +42,7 @@ async fn redis_stopped_mid_run_gives_dberr_and_recovers_without_a_restart() {
     let mut config = test_config(&dir);
     config.store.url = url.clone();
     config.server.secret = phoneauth::secret::random_hex(32).as_str().into();
-    let repo = users::connect(&config.database.url, PgSettings::default())
+    let repo = users::connect(&config.database.url, PoolSettings::default())
         .await
         .expect("sqlite");
     let app = spawn_with_parts(
@@ -176,7 +176,7 @@ async fn postgres_cut_off_gives_dberr_on_registration_while_codes_still_go_out()
     let mut config = test_config(&dir);
     config.database.url = proxied.clone();
     let clock = ManualClock::new();
-    let settings = PgSettings {
+    let settings = PoolSettings {
         max_connections: 4,
         acquire_timeout: Duration::from_secs(2),
     };

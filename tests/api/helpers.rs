@@ -17,7 +17,7 @@ use phoneauth::store::{
     SharedStore, StoreError,
 };
 use phoneauth::users::{
-    self, AuditEvent, AuditQuery, EventCount, ListEntry, NewUser, OutboxMessage, Records,
+    self, AuditEvent, AuditQuery, EventCount, ImportedUser, ListEntry, NewUser, OutboxMessage, Records,
     RepoError, SharedUserRepo, TokenKey, User, UserChange, UserRepo,
 };
 use phoneauth::{App, Overrides};
@@ -577,6 +577,14 @@ impl UserRepo for FlakyUsers {
     async fn by_id(&self, id: i64) -> Result<Option<User>, RepoError> {
         self.check()?;
         self.inner.by_id(id).await
+    }
+    async fn by_ids(&self, ids: &[i64]) -> Result<Vec<User>, RepoError> {
+        self.check()?;
+        self.inner.by_ids(ids).await
+    }
+    async fn import(&self, batch: &[ImportedUser]) -> Result<u64, RepoError> {
+        self.check()?;
+        self.inner.import(batch).await
     }
     async fn update(&self, id: i64, change: UserChange<'_>) -> Result<bool, RepoError> {
         self.check()?;

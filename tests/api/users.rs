@@ -1,8 +1,8 @@
-//! One conformance suite for the user repository, run against SQLite and
-//! PostgreSQL (see `backend_conformance`).
+//! One conformance suite for the user repository, run against SQLite,
+//! PostgreSQL and MySQL/MariaDB (see `backend_conformance`).
 
 use phoneauth::domain::{Mobile, MobilePolicy};
-use phoneauth::users::{self, NewUser, PgSettings, RepoError, SharedUserRepo, UserChange};
+use phoneauth::users::{self, NewUser, PoolSettings, RepoError, SharedUserRepo, UserChange};
 use time::OffsetDateTime;
 
 use crate::helpers::fresh_mobile;
@@ -17,7 +17,7 @@ fn new_user(mobile: &Mobile) -> NewUser {
 }
 
 async fn open(url: &str) -> SharedUserRepo {
-    let repo = users::connect(url, PgSettings::default())
+    let repo = users::connect(url, PoolSettings::default())
         .await
         .expect("connect");
     repo.migrate().await.expect("migrate");
@@ -80,7 +80,157 @@ pub async fn run_user_suite(url: &str) {
     }
     assert_eq!(ok, 1);
     account_changes(&repo, &policy).await;
+    imports(&repo, &policy).await;
+    records(&repo).await;
     repo.ping().await.expect("ping");
+}
+
+/// Imported users keep their ids; a row that breaks a constraint is left
+/// out and the rest go in; new users get ids after the imported ones.
+async fn imports(repo: &SharedUserRepo, policy: &MobilePolicy) {
+    use phoneauth::users::ImportedUser;
+    let base = 5_000_000 + i64::from(rand_u16()) * 100;
+    let user = |id: i64, name: &str| ImportedUser {
+        id,
+        mobile: Mobile::parse(&fresh_mobile(), policy).expect("mobile"),
+        name: name.to_owned(),
+        password_hash: "pbkdf2:sha256:150000$salt$00".into(),
+        created_at: OffsetDateTime::from_unix_timestamp(1_525_168_800).expect("time"),
+    };
+    let tag = phoneauth::secret::random_hex(4);
+    let batch: Vec<ImportedUser> = (0..3).map(|i| user(base + i, &format!("old-{tag}-{i}"))).collect();
+    assert_eq!(repo.import(&batch).await.expect("import"), 3);
+    assert_eq!(repo.import(&batch).await.expect("again"), 0, "idempotent");
+    let mut found = repo
+        .by_ids(&[base, base + 1, base + 2, base + 3])
+        .await
+        .expect("by ids");
+    found.sort_by_key(|u| u.id);
+    let ids: Vec<i64> = found.iter().map(|u| u.id).collect();
+    assert_eq!(ids, vec![base, base + 1, base + 2]);
+    assert_eq!(found[1].mobile, batch[1].mobile);
+    assert_eq!(found[1].name, batch[1].name);
+    assert_eq!(found[1].password_hash, batch[1].password_hash);
+    assert_eq!(found[1].created_at.unix_timestamp(), 1_525_168_800);
+
+    // A taken number, a taken name and a taken id are each left out.
+    let mut taken_number = user(base + 10, &format!("x-{tag}"));
+    taken_number.mobile = batch[0].mobile.clone();
+    let taken_name = user(base + 11, &batch[0].name);
+    let taken_id = user(base, &format!("y-{tag}"));
+    let fine = user(base + 12, &format!("z-{tag}"));
+    let mixed = [taken_number, taken_name, taken_id, fine.clone()];
+    assert_eq!(repo.import(&mixed).await.expect("mixed"), 1);
+    assert_eq!(
+        repo.by_id(base + 12).await.expect("read").map(|u| u.mobile),
+        Some(fine.mobile)
+    );
+    assert!(repo.by_id(base + 10).await.expect("read").is_none());
+
+    // The next registration's id comes after the imported ones.
+    let next = repo
+        .create(&new_user(&Mobile::parse(&fresh_mobile(), policy).expect("mobile")))
+        .await
+        .expect("create after import");
+    assert!(next.id > base + 12, "{} after {}", next.id, base + 12);
+}
+
+fn rand_u16() -> u16 {
+    u16::from_str_radix(&phoneauth::secret::random_hex(2), 16).expect("hex")
+}
+
+/// What the database keeps besides users: lists, audit events, token keys
+/// and the webhook outbox, the same in every database.
+async fn records(repo: &SharedUserRepo) {
+    use phoneauth::users::{AuditEvent, AuditQuery, ListEntry, OutboxMessage, TokenKey};
+    let entry = ListEntry {
+        list: "block".into(),
+        kind: "prefix".into(),
+        value: format!("86138{}", rand_u16()),
+    };
+    let (count, seq) = repo.list_signature().await.expect("signature");
+    assert!(repo.add_list_entry(&entry, 1).await.expect("add"));
+    assert!(!repo.add_list_entry(&entry, 2).await.expect("add again"));
+    let (count2, seq2) = repo.list_signature().await.expect("signature");
+    assert_eq!(count2, count + 1);
+    assert!(seq2 > seq);
+    assert!(repo.list_entries().await.expect("entries").contains(&entry));
+    assert!(repo.remove_list_entry(&entry).await.expect("remove"));
+    assert!(!repo.remove_list_entry(&entry).await.expect("remove again"));
+
+    let user_id = i64::from(rand_u16()) + 900_000_000;
+    let event = |name: &str, at_ms: i64| AuditEvent {
+        at_ms,
+        event: name.into(),
+        user_id: Some(user_id),
+        mobile: Some("138****5678".into()),
+        country: Some("CN".into()),
+        detail: Some("d".into()),
+        ..AuditEvent::default()
+    };
+    let now = OffsetDateTime::now_utc().unix_timestamp() * 1000;
+    for (name, at) in [("logged_in", now - 10), ("login_failed", now - 5), ("logged_in", now)] {
+        repo.append_audit(&event(name, at)).await.expect("append");
+    }
+    let query = |user: Option<i64>, event: Option<&str>| AuditQuery {
+        since_ms: now - 60_000,
+        user_id: user,
+        event: event.map(str::to_owned),
+        limit: 10,
+    };
+    let mine = repo.audit(&query(Some(user_id), None)).await.expect("audit");
+    assert_eq!(mine.len(), 3);
+    assert_eq!(mine[0].at_ms, now, "newest first");
+    let logins = repo
+        .audit(&query(Some(user_id), Some("logged_in")))
+        .await
+        .expect("audit");
+    assert_eq!(logins.len(), 2);
+    assert!(
+        repo.audit(&query(None, Some("logged_in")))
+            .await
+            .expect("audit")
+            .len()
+            >= 2
+    );
+    let counts = repo.audit_counts(now - 60_000).await.expect("counts");
+    assert!(counts.iter().any(|c| c.event == "login_failed" && c.count >= 1));
+
+    let key = TokenKey {
+        kid: phoneauth::secret::random_hex(8),
+        sealed: "sealed".into(),
+        created_ms: now,
+    };
+    repo.add_token_key(&key).await.expect("add key");
+    assert!(repo.token_keys().await.expect("keys").contains(&key));
+
+    // The outbox: a due message is claimed once until its lease ends.
+    let msg = OutboxMessage {
+        id: 0,
+        msg_id: format!("msg_{}", phoneauth::secret::random_hex(8)),
+        endpoint: "http://127.0.0.1:9/hook".into(),
+        event: "logged_in".into(),
+        payload: "{}".into(),
+        created_ms: now,
+        attempts: 0,
+    };
+    // Far in the future, so no other test's messages are due with it.
+    let t = now + 10 * 365 * 86_400_000;
+    repo.enqueue_webhook(&msg, t).await.expect("enqueue");
+    assert!(repo.claim_webhooks(t - 1, 1000, 10).await.expect("claim").is_empty(), "not due");
+    let claimed = repo.claim_webhooks(t, 1000, 10).await.expect("claim");
+    let mine: Vec<_> = claimed.iter().filter(|m| m.msg_id == msg.msg_id).collect();
+    assert_eq!(mine.len(), 1);
+    assert!(repo.claim_webhooks(t, 1000, 10).await.expect("claim").iter().all(|m| m.msg_id != msg.msg_id), "leased");
+    repo.settle_webhook(mine[0].id, t + 5000, None).await.expect("retry later");
+    assert!(repo.claim_webhooks(t + 4999, 1000, 10).await.expect("claim").iter().all(|m| m.msg_id != msg.msg_id));
+    let again = repo.claim_webhooks(t + 5000, 1000, 10).await.expect("claim");
+    let again: Vec<_> = again.iter().filter(|m| m.msg_id == msg.msg_id).collect();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].attempts, 1);
+    repo.settle_webhook(again[0].id, 0, Some(t + 5001)).await.expect("done");
+    assert!(repo.claim_webhooks(t + 999_999, 1000, 10).await.expect("claim").iter().all(|m| m.msg_id != msg.msg_id), "delivered");
+    assert!(repo.prune_audit(0).await.is_ok());
 }
 
 /// SPEC §9's changes: each one, its unique constraints, and a mobile change
