@@ -21,8 +21,8 @@ use tokio::time::Instant;
 
 use crate::domain::Mobile;
 use crate::users::{
-    AuditEvent, AuditQuery, EventCount, ImportedUser, ListEntry, NewUser, OutboxMessage, Records, RepoError,
-    SharedUserRepo, TokenKey, User, UserChange, UserRepo,
+    AuditEvent, AuditQuery, EventCount, ImportedUser, ListEntry, NewUser, OutboxMessage, Records,
+    RepoError, SharedUserRepo, TokenKey, User, UserChange, UserRepo,
 };
 
 struct Budget {

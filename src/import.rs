@@ -36,7 +36,10 @@ pub enum Source {
     Jsonl(PathBuf),
     /// The old site's table: `url` is `mysql://…`, `postgres://…` or
     /// `sqlite://…`.
-    Table { url: String, table: String },
+    Table {
+        url: String,
+        table: String,
+    },
 }
 
 /// Which source column (CSV header, JSON key or table column) holds each
@@ -80,9 +83,9 @@ impl ColumnMap {
                 "password" | "password_hash" => &mut self.password,
                 "name" => &mut self.name,
                 "created_at" | "create_time" => &mut self.created_at,
-                other => bail!(
-                    "--map {other:?}: not a field (id, mobile, password, name, created_at)"
-                ),
+                other => {
+                    bail!("--map {other:?}: not a field (id, mobile, password, name, created_at)")
+                }
             };
             column.trim().clone_into(slot);
         }
@@ -206,17 +209,12 @@ fn check(
     if !(legacy::is_legacy(hash) || hash.starts_with("$argon2")) {
         return Err("the password hash is of a kind phoneauth cannot check".into());
     }
-    let name = r
-        .name
-        .as_deref()
-        .map(str::trim)
-        .filter(|n| !n.is_empty() && n.chars().count() <= 32 && !n.chars().any(char::is_control));
+    let name =
+        r.name.as_deref().map(str::trim).filter(|n| {
+            !n.is_empty() && n.chars().count() <= 32 && !n.chars().any(char::is_control)
+        });
     let renamed = name.is_none();
-    let created_at = r
-        .created_at
-        .as_deref()
-        .and_then(parse_time)
-        .unwrap_or(now);
+    let created_at = r.created_at.as_deref().and_then(parse_time).unwrap_or(now);
     let user = ImportedUser {
         id,
         name: name.map_or_else(|| mobile.display(), str::to_owned),
@@ -443,7 +441,8 @@ impl Reader {
                     let at = format!("line {line}");
                     match record {
                         Ok(rec) => {
-                            let get = |i: Option<usize>| i.and_then(|i| rec.get(i)).map(str::to_owned);
+                            let get =
+                                |i: Option<usize>| i.and_then(|i| rec.get(i)).map(str::to_owned);
                             out.push(RawUser {
                                 at,
                                 id: get(columns[0]),
@@ -501,8 +500,7 @@ fn open_file(path: &Path) -> anyhow::Result<File> {
 
 /// One JSON Lines row: an object whose values are strings or numbers.
 fn json_row(text: &str, map: &ColumnMap, at: String) -> RawUser {
-    let Ok(serde_json::Value::Object(obj)) = serde_json::from_str::<serde_json::Value>(text)
-    else {
+    let Ok(serde_json::Value::Object(obj)) = serde_json::from_str::<serde_json::Value>(text) else {
         return RawUser {
             at,
             ..RawUser::default()
@@ -605,10 +603,9 @@ impl TableReader {
             column(&map.created_at)?,
         );
         let count = format!("SELECT COUNT(*) FROM {table}");
-        let total: Vec<(i64,)> = on_source!(&db, count, |sql| sqlx::query_as(
-            sqlx::AssertSqlSafe(sql)
-        ))
-        .with_context(|| format!("cannot read the table {table}"))?;
+        let total: Vec<(i64,)> =
+            on_source!(&db, count, |sql| sqlx::query_as(sqlx::AssertSqlSafe(sql)))
+                .with_context(|| format!("cannot read the table {table}"))?;
         Ok(Self {
             db,
             select,
@@ -627,9 +624,10 @@ impl TableReader {
             "{}{after} ORDER BY {} LIMIT {n}",
             self.select, self.id_column
         );
-        let rows: Vec<TableRow> =
-            on_source!(&self.db, sql, |sql| sqlx::query_as(sqlx::AssertSqlSafe(sql)))
-                .context("cannot read the source table")?;
+        let rows: Vec<TableRow> = on_source!(&self.db, sql, |sql| sqlx::query_as(
+            sqlx::AssertSqlSafe(sql)
+        ))
+        .context("cannot read the source table")?;
         self.after = rows.last().map(|r| r.0).or(self.after);
         self.read += rows.len() as u64;
         Ok(rows
@@ -650,7 +648,9 @@ impl TableReader {
 fn quote_ident(name: &str, quote: char) -> anyhow::Result<String> {
     let parts: Vec<&str> = name.split('.').collect();
     let ok = |p: &str| {
-        p.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        p.chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
             && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
     };
     if parts.len() > 2 || !parts.iter().all(|p| ok(p)) {
@@ -670,12 +670,18 @@ mod tests {
     #[test]
     fn defaults_fit_both_tutorial_sites_and_overrides_apply() {
         let ihome = ColumnMap::for_table(Some("ih_user_profile"));
-        assert_eq!((ihome.name.as_str(), ihome.password.as_str()), ("name", "password_hash"));
+        assert_eq!(
+            (ihome.name.as_str(), ihome.password.as_str()),
+            ("name", "password_hash")
+        );
         let mut news = ColumnMap::for_table(Some("info_user"));
         assert_eq!(news.name, "nick_name");
         news.apply(&["mobile=phone".into(), "created_at=".into()])
             .expect("overrides");
-        assert_eq!((news.mobile.as_str(), news.created_at.as_str()), ("phone", ""));
+        assert_eq!(
+            (news.mobile.as_str(), news.created_at.as_str()),
+            ("phone", "")
+        );
         assert!(news.apply(&["id=".into()]).is_err(), "the id is required");
         assert!(news.apply(&["colour=x".into()]).is_err());
     }
@@ -707,11 +713,41 @@ mod tests {
         assert_eq!(user.created_at, now);
 
         for (bad, reason) in [
-            (RawUser { id: Some("x".into()), ..good.clone() }, "id"),
-            (RawUser { id: Some("0".into()), ..good.clone() }, "id"),
-            (RawUser { mobile: Some("123".into()), ..good.clone() }, "mobile"),
-            (RawUser { password: None, ..good.clone() }, "hash"),
-            (RawUser { password: Some("plaintext".into()), ..good.clone() }, "hash"),
+            (
+                RawUser {
+                    id: Some("x".into()),
+                    ..good.clone()
+                },
+                "id",
+            ),
+            (
+                RawUser {
+                    id: Some("0".into()),
+                    ..good.clone()
+                },
+                "id",
+            ),
+            (
+                RawUser {
+                    mobile: Some("123".into()),
+                    ..good.clone()
+                },
+                "mobile",
+            ),
+            (
+                RawUser {
+                    password: None,
+                    ..good.clone()
+                },
+                "hash",
+            ),
+            (
+                RawUser {
+                    password: Some("plaintext".into()),
+                    ..good.clone()
+                },
+                "hash",
+            ),
         ] {
             let err = check(&bad, &policy, now).expect_err(reason);
             assert!(err.contains(reason), "{err}");
@@ -720,16 +756,32 @@ mod tests {
 
     #[test]
     fn times_come_in_the_forms_old_sites_store() {
-        for raw in ["2018-05-01 10:00:00", "2018-05-01T10:00:00", "2018-05-01T10:00:00Z", "1525168800", "2018-05-01 10:00:00.5"] {
-            assert_eq!(parse_time(raw).map(OffsetDateTime::unix_timestamp), Some(1_525_168_800), "{raw}");
+        for raw in [
+            "2018-05-01 10:00:00",
+            "2018-05-01T10:00:00",
+            "2018-05-01T10:00:00Z",
+            "1525168800",
+            "2018-05-01 10:00:00.5",
+        ] {
+            assert_eq!(
+                parse_time(raw).map(OffsetDateTime::unix_timestamp),
+                Some(1_525_168_800),
+                "{raw}"
+            );
         }
         assert_eq!(parse_time("yesterday"), None);
     }
 
     #[test]
     fn names_in_sql_are_plain_and_quoted() {
-        assert_eq!(quote_ident("ih_user_profile", '`').expect("ok"), "`ih_user_profile`");
-        assert_eq!(quote_ident("old.info_user", '"').expect("ok"), "\"old\".\"info_user\"");
+        assert_eq!(
+            quote_ident("ih_user_profile", '`').expect("ok"),
+            "`ih_user_profile`"
+        );
+        assert_eq!(
+            quote_ident("old.info_user", '"').expect("ok"),
+            "\"old\".\"info_user\""
+        );
         for bad in ["users; DROP TABLE users", "a\"b", "", "1abc", "a.b.c"] {
             assert!(quote_ident(bad, '"').is_err(), "{bad}");
         }

@@ -309,8 +309,8 @@ async fn import_users(
     });
     columns.apply(map)?;
     let policy = MobilePolicy::new(&config.phone.allowed_regions.0).map_err(anyhow::Error::msg)?;
-    let repo =
-        phoneauth::users::connect(&config.database.url, phoneauth::app::pg_settings(config)).await?;
+    let repo = phoneauth::users::connect(&config.database.url, phoneauth::app::pg_settings(config))
+        .await?;
     repo.migrate().await?;
 
     let started = std::time::Instant::now();
@@ -334,7 +334,11 @@ async fn import_users(
     }
     let secs = started.elapsed().as_secs_f64();
     #[allow(clippy::cast_precision_loss)]
-    let rate = if secs > 0.0 { counts.read as f64 / secs } else { 0.0 };
+    let rate = if secs > 0.0 {
+        counts.read as f64 / secs
+    } else {
+        0.0
+    };
     let mut out = serde_json::to_value(&counts)?;
     out["dry_run"] = json!(dry_run);
     out["seconds"] = json!((secs * 1000.0).round() / 1000.0);

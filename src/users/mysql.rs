@@ -35,7 +35,11 @@ impl MySqlUserRepo {
         Ok(Self { pool })
     }
 
-    async fn insert_row(&self, new: &NewUser, created_at: OffsetDateTime) -> Result<User, RepoError> {
+    async fn insert_row(
+        &self,
+        new: &NewUser,
+        created_at: OffsetDateTime,
+    ) -> Result<User, RepoError> {
         let done = sqlx::query(rows::MySql::sql(rows::INSERT))
             .bind(new.mobile.e164())
             .bind(&new.name)

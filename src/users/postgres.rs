@@ -7,9 +7,9 @@ use std::str::FromStr;
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-use super::{PoolSettings, RepoError};
 use super::records;
 use super::rows::{self, unavailable};
+use super::{PoolSettings, RepoError};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -37,4 +37,3 @@ rows::user_repo_impl!(
 rows::returning_impl!(PgUserRepo, time::OffsetDateTime);
 
 records::records_impl!(PgUserRepo, dialect: rows::Postgres);
-

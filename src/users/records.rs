@@ -302,7 +302,8 @@ macro_rules! records_impl {
             }
 
             async fn prune_audit(&self, before_ms: i64) -> Result<u64, RepoError> {
-                let q = sqlx::query(<$d as rows::Dialect>::sql(records::PRUNE_AUDIT)).bind(before_ms);
+                let q =
+                    sqlx::query(<$d as rows::Dialect>::sql(records::PRUNE_AUDIT)).bind(before_ms);
                 let done = q.execute(&self.pool).await.map_err(rows::map_err)?;
                 Ok(done.rows_affected())
             }

@@ -324,7 +324,8 @@ macro_rules! user_repo_impl {
                 &self,
                 mobile: &$crate::domain::Mobile,
             ) -> Result<Option<$crate::users::User>, $crate::users::RepoError> {
-                let q = sqlx::query_as(<$d as rows::Dialect>::sql(rows::BY_MOBILE)).bind(mobile.e164());
+                let q =
+                    sqlx::query_as(<$d as rows::Dialect>::sql(rows::BY_MOBILE)).bind(mobile.e164());
                 rows::optional(q.fetch_optional(&self.pool).await)
             }
 
@@ -375,8 +376,11 @@ macro_rules! user_repo_impl {
                 for id in ids {
                     q = q.bind(*id);
                 }
-                let rows: Vec<rows::UserRow> = q.fetch_all(&self.pool).await.map_err(rows::map_err)?;
-                rows.into_iter().map($crate::users::User::try_from).collect()
+                let rows: Vec<rows::UserRow> =
+                    q.fetch_all(&self.pool).await.map_err(rows::map_err)?;
+                rows.into_iter()
+                    .map($crate::users::User::try_from)
+                    .collect()
             }
 
             async fn import(

@@ -94,7 +94,9 @@ pub async fn fresh_mysql_database(base: &str) -> String {
     .execute(&mut conn)
     .await
     .expect("create database");
-    let (server, query) = base.split_once('?').map_or((base, None), |(s, q)| (s, Some(q)));
+    let (server, query) = base
+        .split_once('?')
+        .map_or((base, None), |(s, q)| (s, Some(q)));
     let server = server.rsplit_once('/').map_or(server, |(s, _)| s);
     match query {
         Some(q) => format!("{server}/{name}?{q}"),

@@ -17,8 +17,8 @@ use phoneauth::store::{
     SharedStore, StoreError,
 };
 use phoneauth::users::{
-    self, AuditEvent, AuditQuery, EventCount, ImportedUser, ListEntry, NewUser, OutboxMessage, Records,
-    RepoError, SharedUserRepo, TokenKey, User, UserChange, UserRepo,
+    self, AuditEvent, AuditQuery, EventCount, ImportedUser, ListEntry, NewUser, OutboxMessage,
+    Records, RepoError, SharedUserRepo, TokenKey, User, UserChange, UserRepo,
 };
 use phoneauth::{App, Overrides};
 use reqwest::header::HeaderMap;

@@ -19,6 +19,7 @@ mod hardening;
 mod health;
 mod helpers;
 mod logs;
+mod migration;
 mod multi_instance;
 mod operations;
 mod pg_crash;

@@ -98,7 +98,9 @@ async fn imports(repo: &SharedUserRepo, policy: &MobilePolicy) {
         created_at: OffsetDateTime::from_unix_timestamp(1_525_168_800).expect("time"),
     };
     let tag = phoneauth::secret::random_hex(4);
-    let batch: Vec<ImportedUser> = (0..3).map(|i| user(base + i, &format!("old-{tag}-{i}"))).collect();
+    let batch: Vec<ImportedUser> = (0..3)
+        .map(|i| user(base + i, &format!("old-{tag}-{i}")))
+        .collect();
     assert_eq!(repo.import(&batch).await.expect("import"), 3);
     assert_eq!(repo.import(&batch).await.expect("again"), 0, "idempotent");
     let mut found = repo
@@ -129,7 +131,9 @@ async fn imports(repo: &SharedUserRepo, policy: &MobilePolicy) {
 
     // The next registration's id comes after the imported ones.
     let next = repo
-        .create(&new_user(&Mobile::parse(&fresh_mobile(), policy).expect("mobile")))
+        .create(&new_user(
+            &Mobile::parse(&fresh_mobile(), policy).expect("mobile"),
+        ))
         .await
         .expect("create after import");
     assert!(next.id > base + 12, "{} after {}", next.id, base + 12);
@@ -169,7 +173,11 @@ async fn records(repo: &SharedUserRepo) {
         ..AuditEvent::default()
     };
     let now = OffsetDateTime::now_utc().unix_timestamp() * 1000;
-    for (name, at) in [("logged_in", now - 10), ("login_failed", now - 5), ("logged_in", now)] {
+    for (name, at) in [
+        ("logged_in", now - 10),
+        ("login_failed", now - 5),
+        ("logged_in", now),
+    ] {
         repo.append_audit(&event(name, at)).await.expect("append");
     }
     let query = |user: Option<i64>, event: Option<&str>| AuditQuery {
@@ -178,7 +186,10 @@ async fn records(repo: &SharedUserRepo) {
         event: event.map(str::to_owned),
         limit: 10,
     };
-    let mine = repo.audit(&query(Some(user_id), None)).await.expect("audit");
+    let mine = repo
+        .audit(&query(Some(user_id), None))
+        .await
+        .expect("audit");
     assert_eq!(mine.len(), 3);
     assert_eq!(mine[0].at_ms, now, "newest first");
     let logins = repo
@@ -194,7 +205,11 @@ async fn records(repo: &SharedUserRepo) {
             >= 2
     );
     let counts = repo.audit_counts(now - 60_000).await.expect("counts");
-    assert!(counts.iter().any(|c| c.event == "login_failed" && c.count >= 1));
+    assert!(
+        counts
+            .iter()
+            .any(|c| c.event == "login_failed" && c.count >= 1)
+    );
 
     let key = TokenKey {
         kid: phoneauth::secret::random_hex(8),
@@ -217,19 +232,52 @@ async fn records(repo: &SharedUserRepo) {
     // Far in the future, so no other test's messages are due with it.
     let t = now + 10 * 365 * 86_400_000;
     repo.enqueue_webhook(&msg, t).await.expect("enqueue");
-    assert!(repo.claim_webhooks(t - 1, 1000, 10).await.expect("claim").is_empty(), "not due");
+    assert!(
+        repo.claim_webhooks(t - 1, 1000, 10)
+            .await
+            .expect("claim")
+            .is_empty(),
+        "not due"
+    );
     let claimed = repo.claim_webhooks(t, 1000, 10).await.expect("claim");
     let mine: Vec<_> = claimed.iter().filter(|m| m.msg_id == msg.msg_id).collect();
     assert_eq!(mine.len(), 1);
-    assert!(repo.claim_webhooks(t, 1000, 10).await.expect("claim").iter().all(|m| m.msg_id != msg.msg_id), "leased");
-    repo.settle_webhook(mine[0].id, t + 5000, None).await.expect("retry later");
-    assert!(repo.claim_webhooks(t + 4999, 1000, 10).await.expect("claim").iter().all(|m| m.msg_id != msg.msg_id));
-    let again = repo.claim_webhooks(t + 5000, 1000, 10).await.expect("claim");
+    assert!(
+        repo.claim_webhooks(t, 1000, 10)
+            .await
+            .expect("claim")
+            .iter()
+            .all(|m| m.msg_id != msg.msg_id),
+        "leased"
+    );
+    repo.settle_webhook(mine[0].id, t + 5000, None)
+        .await
+        .expect("retry later");
+    assert!(
+        repo.claim_webhooks(t + 4999, 1000, 10)
+            .await
+            .expect("claim")
+            .iter()
+            .all(|m| m.msg_id != msg.msg_id)
+    );
+    let again = repo
+        .claim_webhooks(t + 5000, 1000, 10)
+        .await
+        .expect("claim");
     let again: Vec<_> = again.iter().filter(|m| m.msg_id == msg.msg_id).collect();
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].attempts, 1);
-    repo.settle_webhook(again[0].id, 0, Some(t + 5001)).await.expect("done");
-    assert!(repo.claim_webhooks(t + 999_999, 1000, 10).await.expect("claim").iter().all(|m| m.msg_id != msg.msg_id), "delivered");
+    repo.settle_webhook(again[0].id, 0, Some(t + 5001))
+        .await
+        .expect("done");
+    assert!(
+        repo.claim_webhooks(t + 999_999, 1000, 10)
+            .await
+            .expect("claim")
+            .iter()
+            .all(|m| m.msg_id != msg.msg_id),
+        "delivered"
+    );
     assert!(repo.prune_audit(0).await.is_ok());
 }
 
