@@ -140,6 +140,8 @@ struct RawUser {
     password: Option<String>,
     name: Option<String>,
     created_at: Option<String>,
+    /// Why the row could not be read at all.
+    unreadable: Option<&'static str>,
 }
 
 /// A row that cannot be imported, as written to the reject file.
@@ -194,6 +196,9 @@ fn check(
     policy: &MobilePolicy,
     now: OffsetDateTime,
 ) -> Result<(ImportedUser, bool), String> {
+    if let Some(why) = r.unreadable {
+        return Err(why.into());
+    }
     let id = r.id.as_deref().map(str::trim).unwrap_or_default();
     let id: i64 = match id.parse() {
         Ok(id) if id > 0 => id,
@@ -383,7 +388,7 @@ impl Reader {
                     .with_context(|| format!("{}: no header row", path.display()))?
                     .clone();
                 let find = |c: &str| headers.iter().position(|h| h.trim() == c);
-                let columns = map.columns().map(|c| find(c));
+                let columns = map.columns().map(find);
                 for (field, (c, found)) in ["id", "mobile", "password"]
                     .iter()
                     .zip(map.columns().iter().zip(columns))
@@ -450,11 +455,12 @@ impl Reader {
                                 password: get(columns[2]),
                                 name: get(columns[3]),
                                 created_at: get(columns[4]),
+                                unreadable: None,
                             });
                         }
-                        // An unreadable row is rejected by its missing id.
                         Err(_) => out.push(RawUser {
                             at,
+                            unreadable: Some("not a readable CSV row"),
                             ..RawUser::default()
                         }),
                     }
@@ -503,6 +509,7 @@ fn json_row(text: &str, map: &ColumnMap, at: String) -> RawUser {
     let Ok(serde_json::Value::Object(obj)) = serde_json::from_str::<serde_json::Value>(text) else {
         return RawUser {
             at,
+            unreadable: Some("not a JSON object"),
             ..RawUser::default()
         };
     };
@@ -518,6 +525,7 @@ fn json_row(text: &str, map: &ColumnMap, at: String) -> RawUser {
         password: get(&map.password),
         name: get(&map.name),
         created_at: get(&map.created_at),
+        unreadable: None,
     }
 }
 
@@ -547,21 +555,24 @@ type TableRow = (
     Option<String>,
 );
 
-/// Runs the same query on whichever database the source is.
-macro_rules! on_source {
-    ($db:expr, $sql:expr, |$q:ident| $body:expr) => {
+/// Runs one query built at run time on whichever database the source is.
+macro_rules! fetch_all {
+    ($db:expr, $sql:expr) => {
         match $db {
             SourceDb::MySql(pool) => {
-                let $q = $sql;
-                $body.fetch_all(pool).await
+                sqlx::query_as(sqlx::AssertSqlSafe($sql))
+                    .fetch_all(pool)
+                    .await
             }
             SourceDb::Postgres(pool) => {
-                let $q = $sql;
-                $body.fetch_all(pool).await
+                sqlx::query_as(sqlx::AssertSqlSafe($sql))
+                    .fetch_all(pool)
+                    .await
             }
             SourceDb::Sqlite(pool) => {
-                let $q = $sql;
-                $body.fetch_all(pool).await
+                sqlx::query_as(sqlx::AssertSqlSafe($sql))
+                    .fetch_all(pool)
+                    .await
             }
         }
     };
@@ -604,8 +615,7 @@ impl TableReader {
         );
         let count = format!("SELECT COUNT(*) FROM {table}");
         let total: Vec<(i64,)> =
-            on_source!(&db, count, |sql| sqlx::query_as(sqlx::AssertSqlSafe(sql)))
-                .with_context(|| format!("cannot read the table {table}"))?;
+            fetch_all!(&db, count).with_context(|| format!("cannot read the table {table}"))?;
         Ok(Self {
             db,
             select,
@@ -624,10 +634,8 @@ impl TableReader {
             "{}{after} ORDER BY {} LIMIT {n}",
             self.select, self.id_column
         );
-        let rows: Vec<TableRow> = on_source!(&self.db, sql, |sql| sqlx::query_as(
-            sqlx::AssertSqlSafe(sql)
-        ))
-        .context("cannot read the source table")?;
+        let rows: Vec<TableRow> =
+            fetch_all!(&self.db, sql).context("cannot read the source table")?;
         self.after = rows.last().map(|r| r.0).or(self.after);
         self.read += rows.len() as u64;
         Ok(rows
@@ -639,6 +647,7 @@ impl TableReader {
                 password,
                 name,
                 created_at,
+                unreadable: None,
             })
             .collect())
     }
@@ -697,6 +706,7 @@ mod tests {
             password: Some("pbkdf2:sha256:150000$salt$00".into()),
             name: Some("小明".into()),
             created_at: Some("2018-05-01 10:00:00.123456".into()),
+            unreadable: None,
         };
         let (user, renamed) = check(&good, &policy, now).expect("valid");
         assert_eq!((user.id, user.name.as_str(), renamed), (7, "小明", false));

@@ -9,7 +9,8 @@ use reqwest::{Client, Method};
 use serde_json::{Value, json};
 
 use crate::backends::{
-    fresh_pg_schema, fresh_prefix, postgres_url, redis_url, shared_secret, spawn_production,
+    fresh_mysql_database, fresh_pg_schema, fresh_prefix, mysql_url, postgres_url, redis_url,
+    shared_secret, spawn_production,
 };
 use crate::helpers::{TestApp, client, fresh_mobile, json_of, spawn_app, spawn_app_with};
 
@@ -404,12 +405,25 @@ async fn a_session_ended_on_one_instance_is_dead_on_the_other_at_once() {
     let (Some(redis), Some(pg)) = (redis_url(), postgres_url()) else {
         return;
     };
+    sessions_end_across_instances(&redis, &fresh_pg_schema(&pg).await).await;
+}
+
+#[tokio::test]
+async fn on_mysql_a_session_ended_on_one_instance_is_dead_on_the_other_at_once() {
+    let (Some(redis), Some(mysql)) = (redis_url(), mysql_url()) else {
+        return;
+    };
+    sessions_end_across_instances(&redis, &fresh_mysql_database(&mysql).await).await;
+}
+
+/// Two instances on Redis and `database`: sessions, their ending and a
+/// reset seen from both.
+async fn sessions_end_across_instances(redis: &str, database: &str) {
     let (prefix, secret) = (fresh_prefix(), shared_secret());
-    let database = fresh_pg_schema(&pg).await;
     // Redis keeps its own clock: a short cooldown, waited out for real.
     let short = |c: &mut phoneauth::config::Config| c.limits.sms_cooldown_secs = 1;
-    let one = spawn_production(&redis, &prefix, &database, &secret, short).await;
-    let two = spawn_production(&redis, &prefix, &database, &secret, short).await;
+    let one = spawn_production(redis, &prefix, database, &secret, short).await;
+    let two = spawn_production(redis, &prefix, database, &secret, short).await;
     let (m, c) = member(&one).await;
     let elsewhere = second_login(&two, &m, PW).await;
     assert!(

@@ -3,15 +3,13 @@
 //! code: the same code registers the number, on any instance, at the latest
 //! 15 s later, and still makes at most one account.
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 use crate::backends::{fresh_pg_schema, fresh_prefix, postgres_url, redis_url, shared_secret};
-use crate::helpers::{TempDir, client, fresh_mobile, spawn_app};
+use crate::helpers::{TempDir, client, fresh_mobile, serve_process, spawn_app};
 
 #[tokio::test]
 async fn a_database_error_after_the_code_was_taken_leaves_the_code_usable() {
@@ -45,45 +43,19 @@ async fn instance(
     db: &str,
     secret: &str,
 ) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_phoneauth"))
-        .arg("serve")
-        .current_dir(&dir.0)
-        .env("PHONEAUTH_SERVER__LISTEN", "127.0.0.1:0")
-        .env("PHONEAUTH_SERVER__ADMIN_LISTEN", "off")
-        .env("PHONEAUTH_SERVER__SECRET", secret)
-        .env("PHONEAUTH_STORE__URL", redis)
-        .env("PHONEAUTH_STORE__KEY_PREFIX", prefix)
-        .env("PHONEAUTH_DATABASE__URL", db)
-        .env("PHONEAUTH_DEV__EXPOSE_SECRETS", "true")
-        .env("PHONEAUTH_PASSWORD__ARGON2_MEMORY_KIB", "65536")
-        .env("PHONEAUTH_PASSWORD__ARGON2_ITERATIONS", "12")
-        .env("PHONEAUTH_PASSWORD__QUEUE_TIMEOUT_MS", "10000")
-        .env_remove("DATABASE_URL")
-        .env_remove("REDIS_URL")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start phoneauth");
-    let stderr = child.stderr.take().expect("stderr");
-    let mut lines = BufReader::new(stderr).lines();
-    let addr = tokio::time::timeout(Duration::from_secs(60), async {
-        while let Ok(Some(line)) = lines.next_line().await {
-            if let Some(rest) = line.split("addr=").nth(1) {
-                return rest
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or_default()
-                    .to_owned();
-            }
-        }
-        panic!("phoneauth exited before listening");
-    })
+    serve_process(
+        dir,
+        &[
+            ("PHONEAUTH_SERVER__SECRET", secret),
+            ("PHONEAUTH_STORE__URL", redis),
+            ("PHONEAUTH_STORE__KEY_PREFIX", prefix),
+            ("PHONEAUTH_DATABASE__URL", db),
+            ("PHONEAUTH_PASSWORD__ARGON2_MEMORY_KIB", "65536"),
+            ("PHONEAUTH_PASSWORD__ARGON2_ITERATIONS", "12"),
+            ("PHONEAUTH_PASSWORD__QUEUE_TIMEOUT_MS", "10000"),
+        ],
+    )
     .await
-    .expect("phoneauth starts within 60 s");
-    // Keep draining its log so it never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, format!("http://{addr}"))
 }
 
 #[tokio::test]

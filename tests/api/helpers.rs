@@ -137,6 +137,47 @@ pub async fn spawn_with_parts(
     }
 }
 
+/// `phoneauth serve` as a process of its own in `dir` (which may hold a
+/// `phoneauth.toml`), on a free port, with the development hooks on and
+/// `env` on top; its address once it listens. Killed when dropped.
+pub async fn serve_process(dir: &TempDir, env: &[(&str, &str)]) -> (tokio::process::Child, String) {
+    use tokio::io::AsyncBufReadExt;
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_phoneauth"));
+    cmd.arg("serve")
+        .current_dir(&dir.0)
+        .env("PHONEAUTH_SERVER__LISTEN", "127.0.0.1:0")
+        .env("PHONEAUTH_SERVER__ADMIN_LISTEN", "off")
+        .env("PHONEAUTH_DEV__EXPOSE_SECRETS", "true")
+        .env_remove("DATABASE_URL")
+        .env_remove("REDIS_URL")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("start phoneauth");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = tokio::io::BufReader::new(stderr).lines();
+    let addr = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(rest) = line.split("addr=").nth(1) {
+                return rest
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
+            }
+        }
+        panic!("phoneauth exited before listening");
+    })
+    .await
+    .expect("phoneauth starts within 60 s");
+    // Keep draining its log so it never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, format!("http://{addr}"))
+}
+
 /// The TLS provider reqwest needs before any client is built (the app
 /// installs the same one; tests may build clients first).
 pub fn ensure_tls() {

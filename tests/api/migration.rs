@@ -287,6 +287,8 @@ async fn files_are_imported_bad_rows_go_to_the_reject_file_with_reasons() {
         (Some(1), Some(hashes.len() as u64), Some(1)),
         "{done}"
     );
+    let rejects = std::fs::read_to_string(dir.0.join("import-rejects.jsonl")).expect("rejects");
+    assert!(rejects.contains("not a JSON object"), "{rejects}");
 
     let url = target.clone();
     let app = spawn_app_with(move |c| c.database.url = url).await;

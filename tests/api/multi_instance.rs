@@ -7,7 +7,8 @@ use phoneauth::config::Config;
 use serde_json::Value;
 
 use crate::backends::{
-    fresh_pg_schema, fresh_prefix, postgres_url, redis_url, shared_secret, spawn_production,
+    fresh_mysql_database, fresh_pg_schema, fresh_prefix, mysql_url, postgres_url, redis_url,
+    shared_secret, spawn_production,
 };
 use crate::helpers::{TestApp, fresh_mobile, json_of, new_captcha_id, retry_after};
 
@@ -40,6 +41,22 @@ async fn a_captcha_drawn_on_a_is_checked_on_b() {
 #[tokio::test]
 async fn a_code_sent_via_a_registers_via_b_and_the_session_works_on_both() {
     let Some((a, b)) = pair().await else { return };
+    registered_on_b_works_on_both(a, b).await;
+}
+
+#[tokio::test]
+async fn on_mysql_a_code_sent_via_a_registers_via_b_and_the_session_works_on_both() {
+    let (Some(redis), Some(mysql)) = (redis_url(), mysql_url()) else {
+        return;
+    };
+    let database = fresh_mysql_database(&mysql).await;
+    let (prefix, secret) = (fresh_prefix(), shared_secret());
+    let a = spawn_production(&redis, &prefix, &database, &secret, |_| {}).await;
+    let b = spawn_production(&redis, &prefix, &database, &secret, |_| {}).await;
+    registered_on_b_works_on_both(a, b).await;
+}
+
+async fn registered_on_b_works_on_both(a: TestApp, b: TestApp) {
     let m = fresh_mobile();
     let code = a.send_code(&m).await;
     assert_eq!(b.dev_sms(&m).await.as_deref(), Some(code.as_str()));
