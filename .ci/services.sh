@@ -3,8 +3,7 @@
 # (127.0.0.1:3306, root without a password, database `test`) answer, and that
 # Chromium and nginx are installed, installing from Debian and starting what
 # does not answer. In CI a service the tests need that still does not answer
-# fails the run; elsewhere it is reported. No test uses MariaDB yet (the MySQL
-# repository is still to come), so it is started and reported, not required.
+# fails the run; elsewhere it is reported.
 set -uo pipefail
 
 need_apt=()
@@ -60,7 +59,7 @@ if ! mysql_up && [ -x /usr/sbin/mariadbd ]; then
 fi
 
 for _ in $(seq 1 30); do
-  redis_up && pg_up && break
+  redis_up && pg_up && mysql_up && break
   sleep 1
 done
 
@@ -80,7 +79,7 @@ if mysql_up; then
   echo "mariadb: up"
   mariadb -h 127.0.0.1 -uroot -e "CREATE DATABASE IF NOT EXISTS test" >/dev/null 2>&1 || true
 else
-  echo "mariadb: NOT ANSWERING (no test needs it yet)"
+  echo "mariadb: NOT ANSWERING"; status=1
 fi
 
 if [ "$status" -ne 0 ] && [ "${CI:-}" = "true" ]; then

@@ -123,6 +123,12 @@ impl UserRepo for BoundedUsers {
         bound(self.0.import(batch)).await.map_err(repo_exhausted)?
     }
 
+    async fn reserve_ids(&self, through: i64) -> Result<(), RepoError> {
+        bound(self.0.reserve_ids(through))
+            .await
+            .map_err(repo_exhausted)?
+    }
+
     async fn update(&self, id: i64, change: UserChange<'_>) -> Result<bool, RepoError> {
         bound(self.0.update(id, change))
             .await

@@ -16,6 +16,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
+
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -23,8 +24,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::domain::{Mobile, MobilePolicy};
-use crate::passwords::legacy;
-use crate::users::{ImportedUser, UserRepo};
+use crate::users::{ImportedUser, User, UserChange, UserRepo};
 
 /// Rows per round trip.
 pub const BATCH: usize = 500;
@@ -122,11 +122,15 @@ pub struct Counts {
     /// Rows whose user is there already with the same number (an earlier
     /// run): left alone.
     pub present: u64,
+    /// Present users whose stored hash was still the old site's and
+    /// differed from the source's (the password changed on the old site
+    /// since the last run): given the source's hash.
+    pub updated: u64,
     /// Rows written to the reject file.
     pub rejected: u64,
-    /// Users whose name could not be used (empty, longer than 32
-    /// characters or unprintable) and who got their number as name, as a
-    /// new registration does.
+    /// Imported users whose name could not be used (empty, longer than 32
+    /// characters, unprintable) and who got their number as name, as a new
+    /// registration does.
     pub renamed: u64,
 }
 
@@ -164,8 +168,18 @@ pub async fn run(
     mut progress: impl FnMut(&Counts, Option<f64>),
 ) -> anyhow::Result<Counts> {
     let mut reader = Reader::open(source, map).await?;
+    // The old site's ids are reserved first: a user who signs up on
+    // phoneauth while the import runs gets an id above all of them.
+    if let (Reader::Table(t), false) = (&reader, dry_run)
+        && let Some(highest) = t.highest
+    {
+        repo.reserve_ids(highest).await?;
+    }
     let mut rejects = RejectFile::create(reject_path)?;
     let mut counts = Counts::default();
+    // The ids of this run's rows so far: a second row with one of them is a
+    // repeat in the source.
+    let mut seen = HashSet::new();
     let now = OffsetDateTime::now_utc();
     loop {
         let raw = reader.next_batch(BATCH).await?;
@@ -176,14 +190,15 @@ pub async fn run(
         let mut valid = Vec::with_capacity(raw.len());
         for r in raw {
             match check(&r, policy, now) {
-                Ok((user, renamed)) => {
-                    counts.renamed += u64::from(renamed);
-                    valid.push((r, user));
-                }
+                Ok((user, renamed)) => valid.push(Checked {
+                    raw: r,
+                    user,
+                    renamed,
+                }),
                 Err(reason) => rejects.write(&mut counts, &r, reason)?,
             }
         }
-        store_batch(repo, valid, dry_run, &mut counts, &mut rejects).await?;
+        store_batch(repo, valid, dry_run, &mut seen, &mut counts, &mut rejects).await?;
         progress(&counts, reader.fraction());
     }
     rejects.finish()?;
@@ -211,18 +226,19 @@ fn check(
     if hash.is_empty() {
         return Err("no password hash".into());
     }
-    if !(legacy::is_legacy(hash) || hash.starts_with("$argon2")) {
+    if !crate::passwords::is_checkable(hash) {
         return Err("the password hash is of a kind phoneauth cannot check".into());
     }
-    let name =
-        r.name.as_deref().map(str::trim).filter(|n| {
-            !n.is_empty() && n.chars().count() <= 32 && !n.chars().any(char::is_control)
-        });
+    // The rules of a name chosen at registration (1–32 characters, none
+    // unprintable or invisible).
+    let name = crate::flow::input::nickname(r.name.as_deref())
+        .ok()
+        .flatten();
     let renamed = name.is_none();
     let created_at = r.created_at.as_deref().and_then(parse_time).unwrap_or(now);
     let user = ImportedUser {
         id,
-        name: name.map_or_else(|| mobile.display(), str::to_owned),
+        name: name.unwrap_or_else(|| mobile.display()),
         mobile,
         password_hash: hash.to_owned(),
         created_at,
@@ -230,72 +246,103 @@ fn check(
     Ok((user, renamed))
 }
 
+/// A row that passed [`check`].
+struct Checked {
+    raw: RawUser,
+    user: ImportedUser,
+    renamed: bool,
+}
+
 /// Imports the checked rows of one batch and sorts out the ones that did
 /// not go in.
 async fn store_batch(
     repo: &dyn UserRepo,
-    valid: Vec<(RawUser, ImportedUser)>,
+    valid: Vec<Checked>,
     dry_run: bool,
+    seen: &mut HashSet<i64>,
     counts: &mut Counts,
     rejects: &mut RejectFile,
 ) -> anyhow::Result<()> {
-    let ids: Vec<i64> = valid.iter().map(|(_, u)| u.id).collect();
-    let before: HashMap<i64, Mobile> = repo
+    let ids: Vec<i64> = valid.iter().map(|c| c.user.id).collect();
+    let before: HashMap<i64, User> = repo
         .by_ids(&ids)
         .await?
         .into_iter()
-        .map(|u| (u.id, u.mobile))
+        .map(|u| (u.id, u))
         .collect();
     let mut fresh = Vec::with_capacity(valid.len());
-    for (raw, user) in valid {
-        match before.get(&user.id) {
-            Some(m) if *m == user.mobile => counts.present += 1,
+    for c in valid {
+        if !seen.insert(c.user.id) {
+            let reason = format!("id {} appears twice in the source", c.user.id);
+            rejects.write(counts, &c.raw, reason)?;
+            continue;
+        }
+        match before.get(&c.user.id) {
+            Some(u) if u.mobile == c.user.mobile => {
+                counts.present += 1;
+                // The password changed on the old site since the last run,
+                // and the user has not logged in here yet: the new hash.
+                if u.password_hash != c.user.password_hash
+                    && crate::passwords::is_legacy(&u.password_hash)
+                {
+                    let change = UserChange::ReplaceHash {
+                        from: &u.password_hash,
+                        to: &c.user.password_hash,
+                    };
+                    if dry_run || repo.update(u.id, change).await? {
+                        counts.updated += 1;
+                    }
+                }
+            }
             Some(_) => rejects.write(
                 counts,
-                &raw,
-                format!("id {} belongs to another number in phoneauth", user.id),
+                &c.raw,
+                format!("id {} belongs to another number in phoneauth", c.user.id),
             )?,
-            None => fresh.push((raw, user)),
+            None => fresh.push(c),
         }
     }
     if dry_run {
         counts.imported += fresh.len() as u64;
+        counts.renamed += fresh.iter().filter(|c| c.renamed).count() as u64;
         return Ok(());
     }
-    let users: Vec<ImportedUser> = fresh.iter().map(|(_, u)| u.clone()).collect();
+    let users: Vec<ImportedUser> = fresh.iter().map(|c| c.user.clone()).collect();
     let inserted = repo.import(&users).await?;
     if inserted == users.len() as u64 {
         counts.imported += inserted;
+        counts.renamed += fresh.iter().filter(|c| c.renamed).count() as u64;
         return Ok(());
     }
     // Some rows broke a unique constraint: find out which, and why.
-    let ids: Vec<i64> = users.iter().map(|u| u.id).collect();
     let after: HashMap<i64, Mobile> = repo
-        .by_ids(&ids)
+        .by_ids(&users.iter().map(|u| u.id).collect::<Vec<_>>())
         .await?
         .into_iter()
         .map(|u| (u.id, u.mobile))
         .collect();
-    let mut counted = HashSet::new();
-    for (raw, user) in fresh {
-        if after.get(&user.id) == Some(&user.mobile) && counted.insert(user.id) {
+    for c in fresh {
+        let user = &c.user;
+        if after.get(&user.id) == Some(&user.mobile) {
             counts.imported += 1;
+            counts.renamed += u64::from(c.renamed);
             continue;
         }
         let reason = if after.contains_key(&user.id) {
-            format!("id {} appears twice in the source", user.id)
+            format!("id {} belongs to another number in phoneauth", user.id)
         } else if let Some(owner) = repo.by_mobile(&user.mobile).await? {
             format!("the number belongs to user {}", owner.id)
         } else {
             "the name is taken by another user".into()
         };
-        rejects.write(counts, &raw, reason)?;
+        rejects.write(counts, &c.raw, reason)?;
     }
     Ok(())
 }
 
 /// A time as old sites store it: `2018-05-01 10:00:00[.ffffff]` (read as
-/// UTC), RFC 3339, or Unix seconds.
+/// UTC), with an offset as PostgreSQL writes one (`+08`, `+05:30`), RFC
+/// 3339, or Unix seconds.
 fn parse_time(raw: &str) -> Option<OffsetDateTime> {
     use time::format_description::well_known::Rfc3339;
     use time::macros::format_description;
@@ -308,9 +355,23 @@ fn parse_time(raw: &str) -> Option<OffsetDateTime> {
     }
     let naive = raw.get(..19)?.replace('T', " ");
     let format = format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
-    time::PrimitiveDateTime::parse(&naive, format)
-        .ok()
-        .map(time::PrimitiveDateTime::assume_utc)
+    let local = time::PrimitiveDateTime::parse(&naive, format).ok()?;
+    // After the seconds: an optional fraction, then an optional offset.
+    let rest = raw[19..].trim_start_matches(|c: char| c == '.' || c.is_ascii_digit());
+    let offset = match rest.trim() {
+        "" | "Z" | "UTC" => time::UtcOffset::UTC,
+        zone => {
+            let (sign, digits) = match zone.split_at_checked(1)? {
+                ("+", d) => (1, d),
+                ("-", d) => (-1, d),
+                _ => return None,
+            };
+            let (h, m) = digits.split_once(':').unwrap_or((digits, "0"));
+            let (h, m): (i8, i8) = (h.parse().ok()?, m.parse().ok()?);
+            time::UtcOffset::from_hms(sign * h, sign * m, 0).ok()?
+        }
+    };
+    Some(local.assume_offset(offset))
 }
 
 /// The reject file: one JSON object a line, made readable by its owner only
@@ -330,6 +391,9 @@ impl RejectFile {
         let file = open
             .open(path)
             .with_context(|| format!("cannot write the reject file {}", path.display()))?;
+        // An older file keeps its mode when opened: owner only, whatever it was.
+        #[cfg(unix)]
+        file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
         Ok(Self {
             path: path.to_owned(),
             out: std::io::BufWriter::new(file),
@@ -340,9 +404,14 @@ impl RejectFile {
     fn write(&mut self, counts: &mut Counts, raw: &RawUser, reason: String) -> anyhow::Result<()> {
         counts.rejected += 1;
         self.any = true;
+        // The id only when it is one: a shifted row could hold a number or a
+        // hash where the id should be.
+        let id = raw.id.as_deref().map(str::trim).filter(|id| {
+            id.len() <= 19 && !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit())
+        });
         let line = serde_json::to_string(&Reject {
             at: &raw.at,
-            id: raw.id.as_deref(),
+            id,
             reason,
         })?;
         writeln!(self.out, "{line}").context("cannot write the reject file")
@@ -367,7 +436,7 @@ enum Reader {
         read: u64,
     },
     Jsonl {
-        lines: std::io::Lines<BufReader<File>>,
+        lines: std::io::Split<BufReader<File>>,
         map: ColumnMap,
         line: u64,
         size: u64,
@@ -412,7 +481,7 @@ impl Reader {
                 let file = open_file(path)?;
                 let size = file.metadata().map(|m| m.len()).unwrap_or(0);
                 Ok(Self::Jsonl {
-                    lines: BufReader::new(file).lines(),
+                    lines: BufReader::new(file).split(b'\n'),
                     map: map.clone(),
                     line: 0,
                     size,
@@ -475,13 +544,13 @@ impl Reader {
             } => {
                 while out.len() < n {
                     let Some(text) = lines.next() else { break };
-                    let text = text.context("cannot read the JSON Lines file")?;
+                    let bytes = text.context("cannot read the JSON Lines file")?;
                     *line += 1;
-                    *read += text.len() as u64 + 1;
-                    if text.trim().is_empty() {
+                    *read += bytes.len() as u64 + 1;
+                    if bytes.trim_ascii().is_empty() {
                         continue;
                     }
-                    out.push(json_row(&text, map, format!("line {line}")));
+                    out.push(json_row(&bytes, map, format!("line {line}")));
                 }
             }
             Self::Table(t) => out = t.next_page(n).await?,
@@ -505,8 +574,9 @@ fn open_file(path: &Path) -> anyhow::Result<File> {
 }
 
 /// One JSON Lines row: an object whose values are strings or numbers.
-fn json_row(text: &str, map: &ColumnMap, at: String) -> RawUser {
-    let Ok(serde_json::Value::Object(obj)) = serde_json::from_str::<serde_json::Value>(text) else {
+fn json_row(bytes: &[u8], map: &ColumnMap, at: String) -> RawUser {
+    let Ok(serde_json::Value::Object(obj)) = serde_json::from_slice::<serde_json::Value>(bytes)
+    else {
         return RawUser {
             at,
             unreadable: Some("not a JSON object"),
@@ -539,6 +609,8 @@ struct TableReader {
     after: Option<i64>,
     read: u64,
     total: u64,
+    /// The highest id in the table.
+    highest: Option<i64>,
 }
 
 enum SourceDb {
@@ -592,7 +664,9 @@ impl TableReader {
             let pool = sqlx::SqlitePool::connect_with(opts.read_only(true))
                 .await
                 .context(connect)?;
-            (SourceDb::Sqlite(pool), '"', "INTEGER", "TEXT")
+            // SQLite reads a double-quoted name that matches no column as a
+            // string; a backquoted one is always a name.
+            (SourceDb::Sqlite(pool), '`', "INTEGER", "TEXT")
         } else {
             bail!("--from: not a mysql://, postgres:// or sqlite:// URL");
         };
@@ -613,8 +687,8 @@ impl TableReader {
             column(&map.name)?,
             column(&map.created_at)?,
         );
-        let count = format!("SELECT COUNT(*) FROM {table}");
-        let total: Vec<(i64,)> =
+        let count = format!("SELECT COUNT(*), MAX(CAST({id_column} AS {int})) FROM {table}");
+        let total: Vec<(i64, Option<i64>)> =
             fetch_all!(&db, count).with_context(|| format!("cannot read the table {table}"))?;
         Ok(Self {
             db,
@@ -623,6 +697,7 @@ impl TableReader {
             after: None,
             read: 0,
             total: total.first().map_or(0, |t| u64::try_from(t.0).unwrap_or(0)),
+            highest: total.first().and_then(|t| t.1),
         })
     }
 
@@ -636,7 +711,16 @@ impl TableReader {
         );
         let rows: Vec<TableRow> =
             fetch_all!(&self.db, sql).context("cannot read the source table")?;
-        self.after = rows.last().map(|r| r.0).or(self.after);
+        let last = rows.last().map(|r| r.0);
+        if let (Some(last), Some(after)) = (last, self.after)
+            && last <= after
+        {
+            bail!(
+                "the id column {} does not hold whole numbers that grow (see --map id=…)",
+                self.id_column
+            );
+        }
+        self.after = last.or(self.after);
         self.read += rows.len() as u64;
         Ok(rows
             .into_iter()
@@ -714,7 +798,7 @@ mod tests {
         assert_eq!(user.created_at.unix_timestamp(), 1_525_168_800);
 
         let unnamed = RawUser {
-            name: Some("\u{7}".into()),
+            name: Some("admin\u{202e}".into()),
             created_at: None,
             ..good.clone()
         };
@@ -758,6 +842,20 @@ mod tests {
                 },
                 "hash",
             ),
+            (
+                RawUser {
+                    password: Some("pbkdf2:sha256:99999999$salt$00".into()),
+                    ..good.clone()
+                },
+                "hash",
+            ),
+            (
+                RawUser {
+                    password: Some("$argon2id$v=19$broken".into()),
+                    ..good.clone()
+                },
+                "hash",
+            ),
         ] {
             let err = check(&bad, &policy, now).expect_err(reason);
             assert!(err.contains(reason), "{err}");
@@ -772,6 +870,9 @@ mod tests {
             "2018-05-01T10:00:00Z",
             "1525168800",
             "2018-05-01 10:00:00.5",
+            "2018-05-01 18:00:00+08",
+            "2018-05-01 15:30:00.25+05:30",
+            "2018-05-01 05:00:00-05",
         ] {
             assert_eq!(
                 parse_time(raw).map(OffsetDateTime::unix_timestamp),
@@ -780,6 +881,7 @@ mod tests {
             );
         }
         assert_eq!(parse_time("yesterday"), None);
+        assert_eq!(parse_time("2018-05-01 10:00:00 CEST"), None);
     }
 
     #[test]

@@ -298,7 +298,11 @@ async fn import_users(
     let source = match (file, from, table) {
         (_, Some(url), Some(table)) => Source::Table { url, table },
         (Some(path), ..) => match path.extension().and_then(|e| e.to_str()) {
-            Some("jsonl" | "ndjson" | "json") => Source::Jsonl(path),
+            Some("jsonl" | "ndjson") => Source::Jsonl(path),
+            Some("json") => anyhow::bail!(
+                "{}: give JSON Lines (.jsonl), one user object a line, or CSV",
+                path.display()
+            ),
             _ => Source::Csv(path),
         },
         _ => anyhow::bail!("name a file, or --from and --table"),

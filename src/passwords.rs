@@ -11,7 +11,7 @@
 //! (BENCHMARKS.md). PHC strings are written and read with the `password-hash`
 //! types, so stored hashes stay standard `$argon2id$v=19$…`.
 
-pub mod legacy;
+mod legacy;
 
 pub use legacy::is_legacy;
 use std::sync::mpsc;
@@ -208,6 +208,20 @@ fn hash_with(
         hash: Some(Output::new(&out).map_err(internal)?),
     };
     Ok(phc.to_string())
+}
+
+/// Whether a password could ever be checked against `stored`: an argon2
+/// PHC string with a salt and a hash, or a legacy hash that reads
+/// (`legacy::is_checkable`). What an import requires of a hash.
+pub fn is_checkable(stored: &str) -> bool {
+    if legacy::is_legacy(stored) {
+        return legacy::is_checkable(stored);
+    }
+    PasswordHash::new(stored).is_ok_and(|phc| {
+        Algorithm::try_from(phc.algorithm.as_str()).is_ok()
+            && phc.salt.is_some()
+            && phc.hash.is_some()
+    })
 }
 
 /// Whether `password` matches the PHC string `stored` (any argon2 variant

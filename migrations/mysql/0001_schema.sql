@@ -66,5 +66,6 @@ CREATE TABLE webhook_outbox (
     claim      VARCHAR(32),
     attempts   INT          NOT NULL DEFAULT 0,
     done_ms    BIGINT,
-    INDEX webhook_outbox_due (done_ms, next_ms)
+    INDEX webhook_outbox_due (done_ms, next_ms),
+    INDEX webhook_outbox_claim (claim)
 ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin;

@@ -36,70 +36,142 @@ pub fn is_legacy(stored: &str) -> bool {
             .any(|p| stored.starts_with(p))
 }
 
+/// A legacy hash, read: what [`verify`] computes and compares.
+enum Parsed<'a> {
+    Bcrypt(&'a str),
+    Pbkdf2 {
+        digest: &'a str,
+        rounds: u32,
+        salt: &'a str,
+        expected: Vec<u8>,
+    },
+    Scrypt {
+        params: scrypt::Params,
+        salt: &'a str,
+        expected: Vec<u8>,
+    },
+    Hmac {
+        digest: &'a str,
+        salt: &'a str,
+        expected: Vec<u8>,
+    },
+}
+
+const DIGESTS: [&str; 3] = ["sha256", "sha512", "sha1"];
+
+/// Reads a stored legacy hash; `None` when phoneauth could never check a
+/// password against it (unknown digest, out-of-range cost, bad encoding).
+fn parse(stored: &str) -> Option<Parsed<'_>> {
+    if stored.starts_with("$2") {
+        // `$2b$NN$` + 53 characters of salt and hash.
+        let cost: u32 = stored.get(4..6)?.parse().ok()?;
+        let well_formed = ["$2a$", "$2b$", "$2y$"]
+            .iter()
+            .any(|p| stored.starts_with(p))
+            && stored.len() == 60
+            && (4..=31).contains(&cost);
+        return well_formed.then_some(Parsed::Bcrypt(stored));
+    }
+    if let Some(rest) = stored.strip_prefix("pbkdf2_") {
+        // Django: `pbkdf2_sha256$<iterations>$<salt>$<base64>`.
+        let mut parts = rest.splitn(4, '$');
+        let (digest, rounds, salt, expected) =
+            (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        let expected = base64::engine::general_purpose::STANDARD
+            .decode(expected)
+            .ok()?;
+        return pbkdf2_parts(digest, rounds.parse().ok()?, salt, expected);
+    }
+    let mut parts = stored.splitn(3, '$');
+    let (method, salt, expected) = (parts.next()?, parts.next()?, parts.next()?);
+    let expected = hex::decode(expected).ok()?;
+    let fields: Vec<&str> = method.split(':').collect();
+    match fields.as_slice() {
+        ["pbkdf2", digest] => pbkdf2_parts(digest, WERKZEUG_DEFAULT_ITERATIONS, salt, expected),
+        ["pbkdf2", digest, n] => pbkdf2_parts(digest, n.parse().ok()?, salt, expected),
+        ["scrypt", n, r, p] => {
+            let n: u64 = n.parse().ok()?;
+            let (r, p): (u32, u32) = (r.parse().ok()?, p.parse().ok()?);
+            if !n.is_power_of_two() || n < 2 || expected.is_empty() || expected.len() > 128 {
+                return None;
+            }
+            let log_n = u8::try_from(n.trailing_zeros()).ok()?;
+            if log_n > MAX_SCRYPT_LOG_N || r > 32 || p > 16 {
+                return None;
+            }
+            let params = scrypt::Params::new(log_n, r, p).ok()?;
+            Some(Parsed::Scrypt {
+                params,
+                salt,
+                expected,
+            })
+        }
+        [digest] if DIGESTS.contains(digest) || *digest == "md5" => Some(Parsed::Hmac {
+            digest,
+            salt,
+            expected,
+        }),
+        _ => None,
+    }
+}
+
+fn pbkdf2_parts<'a>(
+    digest: &'a str,
+    rounds: u32,
+    salt: &'a str,
+    expected: Vec<u8>,
+) -> Option<Parsed<'a>> {
+    let ok = DIGESTS.contains(&digest)
+        && (1..=MAX_ITERATIONS).contains(&rounds)
+        && (1..=128).contains(&expected.len());
+    ok.then_some(Parsed::Pbkdf2 {
+        digest,
+        rounds,
+        salt,
+        expected,
+    })
+}
+
+/// Whether a password could ever be checked against `stored`: what an
+/// import requires of a legacy hash.
+pub fn is_checkable(stored: &str) -> bool {
+    parse(stored).is_some()
+}
+
 /// Checks `password` against a legacy hash; `false` for a wrong password
 /// and for a hash that cannot be read.
 pub fn verify(password: &str, stored: &str) -> bool {
-    if stored.starts_with("$2") {
-        return bcrypt::verify(password, stored).unwrap_or(false);
-    }
-    if let Some(rest) = stored.strip_prefix("pbkdf2_") {
-        return django(password, rest);
-    }
-    let mut parts = stored.splitn(3, '$');
-    let (Some(method), Some(salt), Some(expected)) = (parts.next(), parts.next(), parts.next())
-    else {
-        return false;
-    };
-    let Ok(expected) = hex::decode(expected) else {
-        return false;
-    };
-    let (pw, salt) = (password.as_bytes(), salt.as_bytes());
-    let fields: Vec<&str> = method.split(':').collect();
-    let got = match fields.as_slice() {
-        ["pbkdf2", digest, rest @ ..] => {
-            let rounds = match rest {
-                [] => WERKZEUG_DEFAULT_ITERATIONS,
-                [n] => match n.parse() {
-                    Ok(n) if (1..=MAX_ITERATIONS).contains(&n) => n,
-                    _ => return false,
-                },
-                _ => return false,
-            };
-            pbkdf2(digest, pw, salt, rounds, expected.len())
+    let pw = password.as_bytes();
+    let (got, expected) = match parse(stored) {
+        None => return false,
+        Some(Parsed::Bcrypt(hash)) => return bcrypt::verify(password, hash).unwrap_or(false),
+        Some(Parsed::Pbkdf2 {
+            digest,
+            rounds,
+            salt,
+            expected,
+        }) => (
+            pbkdf2(digest, pw, salt.as_bytes(), rounds, expected.len()),
+            expected,
+        ),
+        Some(Parsed::Scrypt {
+            params,
+            salt,
+            expected,
+        }) => {
+            let mut out = vec![0u8; expected.len()];
+            let got = scrypt::scrypt(pw, salt.as_bytes(), &params, &mut out)
+                .ok()
+                .map(|()| out);
+            (got, expected)
         }
-        ["scrypt", n, r, p] => scrypt(pw, salt, n, r, p, expected.len()),
-        [digest] => hmac_of(digest, salt, pw),
-        _ => None,
+        Some(Parsed::Hmac {
+            digest,
+            salt,
+            expected,
+        }) => (hmac_of(digest, salt.as_bytes(), pw), expected),
     };
     got.is_some_and(|g| bool::from(g.ct_eq(&expected)))
-}
-
-/// Django's `pbkdf2_sha256$<iterations>$<salt>$<base64>` (without its
-/// `pbkdf2_` prefix).
-fn django(password: &str, rest: &str) -> bool {
-    let mut parts = rest.splitn(4, '$');
-    let (Some(digest), Some(rounds), Some(salt), Some(expected)) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return false;
-    };
-    let Ok(rounds) = rounds.parse::<u32>() else {
-        return false;
-    };
-    let Ok(expected) = base64::engine::general_purpose::STANDARD.decode(expected) else {
-        return false;
-    };
-    if !(1..=MAX_ITERATIONS).contains(&rounds) {
-        return false;
-    }
-    pbkdf2(
-        digest,
-        password.as_bytes(),
-        salt.as_bytes(),
-        rounds,
-        expected.len(),
-    )
-    .is_some_and(|g| bool::from(g.ct_eq(&expected)))
 }
 
 fn pbkdf2(digest: &str, pw: &[u8], salt: &[u8], rounds: u32, len: usize) -> Option<Vec<u8>> {
@@ -113,22 +185,6 @@ fn pbkdf2(digest: &str, pw: &[u8], salt: &[u8], rounds: u32, len: usize) -> Opti
         "sha1" => pbkdf2::pbkdf2_hmac::<sha1::Sha1>(pw, salt, rounds, &mut out),
         _ => return None,
     }
-    Some(out)
-}
-
-fn scrypt(pw: &[u8], salt: &[u8], n: &str, r: &str, p: &str, len: usize) -> Option<Vec<u8>> {
-    let n: u64 = n.parse().ok()?;
-    let (r, p): (u32, u32) = (r.parse().ok()?, p.parse().ok()?);
-    if !n.is_power_of_two() || n < 2 || len == 0 || len > 128 {
-        return None;
-    }
-    let log_n = n.trailing_zeros() as u8;
-    if log_n > MAX_SCRYPT_LOG_N || r > 32 || p > 16 {
-        return None;
-    }
-    let params = scrypt::Params::new(log_n, r, p).ok()?;
-    let mut out = vec![0u8; len];
-    scrypt::scrypt(pw, salt, &params, &mut out).ok()?;
     Some(out)
 }
 
@@ -162,7 +218,7 @@ mod tests {
             .lines()
             .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
         {
-            assert!(is_legacy(line), "{line}");
+            assert!(is_legacy(line) && is_checkable(line), "{line}");
             assert!(verify("correct horse", line), "{line}");
             assert!(
                 !verify("correct horsf", line),
@@ -186,6 +242,7 @@ mod tests {
             "$2b$04$invalid",
         ] {
             assert!(!verify("correct horse", bad), "{bad}");
+            assert!(!is_checkable(bad), "{bad}");
         }
         assert!(!is_legacy("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA"));
     }

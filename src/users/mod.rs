@@ -122,6 +122,9 @@ pub trait UserRepo: Records {
     /// Inserts imported users with their ids in one transaction, leaving
     /// out each row whose id, number or name is taken; how many went in.
     async fn import(&self, batch: &[ImportedUser]) -> Result<u64, RepoError>;
+    /// Moves the id counter so that new users get ids above `through` (an
+    /// import reserves the old site's ids before it runs); never back.
+    async fn reserve_ids(&self, through: i64) -> Result<(), RepoError>;
     /// Applies one change; `Ok(false)` when no row changed (no such user, or
     /// an identity recorded already). Unique constraints answer `Duplicate`
     /// (mobile) and `NameTaken`, also under races.

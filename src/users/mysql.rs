@@ -71,6 +71,37 @@ impl MySqlUserRepo {
         User::try_from(row).map(Some)
     }
 
+    /// Moves `AUTO_INCREMENT` to at least `through + 1`. InnoDB never lets
+    /// it below `MAX(id) + 1`, but would let it go back to there, so it is
+    /// changed only when it is lower.
+    async fn reserve_rows(&self, through: i64) -> Result<(), RepoError> {
+        let mut conn = self.pool.acquire().await.map_err(unavailable)?;
+        // MySQL 8 caches table statistics for a day unless told not to
+        // (MariaDB has no such setting, and no such cache).
+        let _ = sqlx::query("SET SESSION information_schema_stats_expiry = 0")
+            .execute(&mut *conn)
+            .await;
+        let next: Option<u64> = sqlx::query_scalar(
+            "SELECT AUTO_INCREMENT FROM information_schema.TABLES \
+             WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'users'",
+        )
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(rows::map_err)?
+        .flatten();
+        let wanted = through.saturating_add(1);
+        if next.is_some_and(|n| i64::try_from(n).unwrap_or(i64::MAX) >= wanted) {
+            return Ok(());
+        }
+        // DDL takes no placeholders; `wanted` is a number.
+        let sql = format!("ALTER TABLE users AUTO_INCREMENT = {wanted}");
+        rows::done(
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(&mut *conn)
+                .await,
+        )
+    }
+
     /// Marks up to `limit` due messages with a fresh claim, then reads the
     /// marked ones: the `UPDATE` takes them whole, so two instances never
     /// share one.

@@ -34,6 +34,6 @@ rows::user_repo_impl!(
     dialect: rows::Postgres,
     migrator: MIGRATOR
 );
-rows::returning_impl!(PgUserRepo, time::OffsetDateTime);
+rows::returning_impl!(PgUserRepo, time::OffsetDateTime, dialect: rows::Postgres);
 
 records::records_impl!(PgUserRepo, dialect: rows::Postgres);

@@ -152,8 +152,9 @@ pub(super) trait Dialect {
     /// Inserts users with their ids, leaving out any row that breaks a
     /// unique constraint: the text before the `VALUES` rows and after them.
     const IMPORT: (&'static str, &'static str);
-    /// Run after an import, to move the id sequence past the imported ids.
-    const AFTER_IMPORT: Option<&'static str> = None;
+    /// Statements that move the id counter to at least `$1`, never back
+    /// (MySQL's is DDL: see `mysql.rs`).
+    const RESERVE_IDS: &'static [&'static str] = &[];
     /// Adds a list entry unless it is there ([`super::records::ADD_LIST_ENTRY`]).
     const ADD_LIST_ENTRY: &'static str = super::records::ADD_LIST_ENTRY;
 }
@@ -173,6 +174,13 @@ impl Dialect for Sqlite {
         "INSERT INTO users (id, mobile, name, password_hash, created_at)",
         " ON CONFLICT DO NOTHING",
     );
+    // AUTOINCREMENT keeps its counter in `sqlite_sequence`, which may be
+    // written like any table.
+    const RESERVE_IDS: &'static [&'static str] = &[
+        "INSERT INTO sqlite_sequence (name, seq) SELECT 'users', $1 \
+         WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'users')",
+        "UPDATE sqlite_sequence SET seq = $1 WHERE name = 'users' AND seq < $1",
+    ];
 }
 
 impl Dialect for Postgres {
@@ -187,10 +195,13 @@ impl Dialect for Postgres {
         "INSERT INTO users (id, mobile, name, password_hash, created_at) OVERRIDING SYSTEM VALUE",
         " ON CONFLICT DO NOTHING",
     );
-    const AFTER_IMPORT: Option<&'static str> = Some(
-        "SELECT setval(pg_get_serial_sequence('users', 'id'), \
-         GREATEST((SELECT MAX(id) FROM users), 1))",
-    );
+    // Forward only: the sequence may be ahead of MAX(id) (deleted users,
+    // registrations not yet committed), and those ids must not come back.
+    const RESERVE_IDS: &'static [&'static str] = &[
+        "SELECT setval(pg_get_serial_sequence('users', 'id'), GREATEST($1, \
+         (SELECT COALESCE(MAX(id), 1) FROM users), \
+         COALESCE(pg_sequence_last_value(pg_get_serial_sequence('users', 'id')::regclass), 1)))",
+    ];
 }
 
 impl Dialect for MySql {
@@ -409,16 +420,16 @@ macro_rules! user_repo_impl {
                         .bind(&u.password_hash)
                         .bind($created);
                 }
-                let mut tx = self.pool.begin().await.map_err(rows::unavailable)?;
-                let done = q.execute(&mut *tx).await.map_err(rows::map_err)?;
-                if let Some(after) = <$d>::AFTER_IMPORT {
-                    sqlx::query(after)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(rows::map_err)?;
+                let done = q.execute(&self.pool).await.map_err(rows::map_err)?;
+                if done.rows_affected() > 0 {
+                    let highest = batch.iter().map(|u| u.id).max().unwrap_or(0);
+                    self.reserve_ids(highest).await?;
                 }
-                tx.commit().await.map_err(rows::unavailable)?;
                 Ok(done.rows_affected())
+            }
+
+            async fn reserve_ids(&self, through: i64) -> Result<(), $crate::users::RepoError> {
+                self.reserve_rows(through).await
             }
 
             async fn ping(&self) -> Result<(), $crate::users::RepoError> {
@@ -433,11 +444,24 @@ macro_rules! user_repo_impl {
 }
 pub(super) use user_repo_impl;
 
-/// `insert_row`, `delete_row` and `claim_rows` with `RETURNING`
-/// (PostgreSQL and SQLite).
+/// `insert_row`, `delete_row` and `claim_rows` with `RETURNING`, and
+/// `reserve_rows` with the [`Dialect`]'s statements (PostgreSQL and SQLite).
 macro_rules! returning_impl {
-    ($adapter:ty, $created:ty) => {
+    ($adapter:ty, $created:ty, dialect: $d:ty) => {
         impl $adapter {
+            async fn reserve_rows(&self, through: i64) -> Result<(), $crate::users::RepoError> {
+                use rows::Dialect as _;
+                let mut tx = self.pool.begin().await.map_err(rows::unavailable)?;
+                for sql in <$d>::RESERVE_IDS {
+                    sqlx::query(*sql)
+                        .bind(through)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(rows::map_err)?;
+                }
+                tx.commit().await.map_err(rows::unavailable)
+            }
+
             async fn insert_row(
                 &self,
                 new: &$crate::users::NewUser,

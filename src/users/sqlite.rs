@@ -66,6 +66,6 @@ rows::user_repo_impl!(
     dialect: rows::Sqlite,
     migrator: MIGRATOR
 );
-rows::returning_impl!(SqliteUserRepo, String);
+rows::returning_impl!(SqliteUserRepo, String, dialect: rows::Sqlite);
 
 records::records_impl!(SqliteUserRepo, dialect: rows::Sqlite);

@@ -627,6 +627,10 @@ impl UserRepo for FlakyUsers {
         self.check()?;
         self.inner.import(batch).await
     }
+    async fn reserve_ids(&self, through: i64) -> Result<(), RepoError> {
+        self.check()?;
+        self.inner.reserve_ids(through).await
+    }
     async fn update(&self, id: i64, change: UserChange<'_>) -> Result<bool, RepoError> {
         self.check()?;
         self.inner.update(id, change).await

@@ -175,6 +175,25 @@ async fn the_news_sites_table_moves_from_sqlite_into_mysql() {
     };
     let target = fresh_mysql_database(&base).await;
     let source = format!("sqlite://{}", old.display());
+    // A column that is not there is an error, not a constant.
+    let wrong = import(
+        &dir,
+        &target,
+        &[
+            "--from",
+            &source,
+            "--table",
+            "info_user",
+            "--map",
+            "name=nick",
+        ],
+    );
+    assert!(!wrong.status.success(), "{}", text(&wrong.stdout));
+    assert!(
+        text(&wrong.stderr).contains("nick"),
+        "{}",
+        text(&wrong.stderr)
+    );
     let done = counts(&import(
         &dir,
         &target,
@@ -266,9 +285,12 @@ async fn files_are_imported_bad_rows_go_to_the_reject_file_with_reasons() {
         assert_eq!(mode & 0o077, 0, "owner only");
     }
 
-    // JSON Lines, with the same users and one more: only the new one goes in.
+    // JSON Lines, with the same users and one more: only the new one goes
+    // in, and a hash changed on the old site replaces the one imported.
     let mut jsonl = String::new();
     for (i, (hash, m)) in hashes.iter().zip(&mobiles).enumerate() {
+        // The first user changed the password on the old site meanwhile.
+        let hash = if i == 0 { hashes[1] } else { hash };
         jsonl +=
             &serde_json::json!({ "id": base + i, "mobile": m, "password_hash": hash }).to_string();
         jsonl.push('\n');
@@ -287,8 +309,14 @@ async fn files_are_imported_bad_rows_go_to_the_reject_file_with_reasons() {
         (Some(1), Some(hashes.len() as u64), Some(1)),
         "{done}"
     );
+    assert_eq!(done["updated"], 1, "{done}");
     let rejects = std::fs::read_to_string(dir.0.join("import-rejects.jsonl")).expect("rejects");
     assert!(rejects.contains("not a JSON object"), "{rejects}");
+    let repo = phoneauth::users::connect(&target, phoneauth::users::PoolSettings::default())
+        .await
+        .expect("database");
+    let first = repo.by_id(7_000).await.expect("read").expect("there");
+    assert_eq!(first.password_hash, hashes[1], "the old site's newer hash");
 
     let url = target.clone();
     let app = spawn_app_with(move |c| c.database.url = url).await;
