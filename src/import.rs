@@ -11,7 +11,7 @@
 //! - A row that cannot be imported goes to the reject file with its place
 //!   in the source and the reason; the file holds no number or hash.
 //! - Rows move in batches of [`BATCH`]: one look-up of their ids and one
-//!   multi-row insert in a transaction each.
+//!   multi-row insert in a transaction (one commit) each.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
@@ -27,7 +27,7 @@ use crate::domain::{Mobile, MobilePolicy};
 use crate::users::{ImportedUser, User, UserChange, UserRepo};
 
 /// Rows per round trip.
-pub const BATCH: usize = 500;
+pub const BATCH: usize = 1000;
 
 /// Where the users come from.
 #[derive(Debug, Clone)]

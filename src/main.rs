@@ -71,18 +71,27 @@ enum Command {
         /// A CSV file with a header row, or JSON Lines (`.jsonl`, `.ndjson`).
         #[arg(required_unless_present = "from", conflicts_with = "from")]
         file: Option<PathBuf>,
-        /// The old site's database: mysql://…, postgres://… or sqlite://….
-        #[arg(long, requires = "table")]
+        /// The old site's database (mysql://…, postgres://…, sqlite://…,
+        /// with --table), or a CSV or JSON Lines file.
+        #[arg(long, value_name = "URL|FILE")]
         from: Option<String>,
         /// The old site's users table (`ih_user_profile`, `info_user`, …).
         #[arg(long)]
         table: Option<String>,
+        /// The file's format (default: by its extension).
+        #[arg(long, value_parser = ["csv", "jsonl"])]
+        format: Option<String>,
         /// Where a field is in the source, repeatable: id, mobile, password,
         /// name, created_at (defaults fit iHome and the news site).
-        #[arg(long = "map", value_name = "FIELD=COLUMN")]
+        #[arg(long = "map", visible_alias = "column", value_name = "FIELD=COLUMN")]
         map: Vec<String>,
         /// Rows that cannot be imported, with the reason (JSON Lines).
-        #[arg(long, value_name = "FILE", default_value = "import-rejects.jsonl")]
+        #[arg(
+            long,
+            visible_alias = "reject-file",
+            value_name = "FILE",
+            default_value = "import-rejects.jsonl"
+        )]
         rejects: PathBuf,
         /// Check and count everything, write no user.
         #[arg(long)]
@@ -170,10 +179,14 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             file,
             from,
             table,
+            format,
             map,
             rejects,
             dry_run,
-        } => import_users(&config, file, from, table, &map, &rejects, dry_run).await?,
+        } => {
+            let source = import_source(file, from, table, format.as_deref())?;
+            import_users(&config, source, &map, &rejects, dry_run).await?;
+        }
         Command::Migrate => {
             let repo = phoneauth::users::connect(
                 &config.database.url,
@@ -283,11 +296,43 @@ async fn list_command(config: &Config, list: &str, action: ListAction) -> anyhow
     Ok(())
 }
 
-async fn import_users(
-    config: &Config,
+/// What `import-users` reads: a file (by `--format` or its extension), or
+/// a table of a database named by URL.
+fn import_source(
     file: Option<PathBuf>,
     from: Option<String>,
     table: Option<String>,
+    format: Option<&str>,
+) -> anyhow::Result<phoneauth::import::Source> {
+    use phoneauth::import::Source;
+    let is_database = |u: &str| {
+        ["mysql://", "postgres://", "postgresql://", "sqlite:"]
+            .iter()
+            .any(|p| u.starts_with(p))
+    };
+    let path = match (file, from) {
+        (_, Some(url)) if is_database(&url) => {
+            let table = table.context("--table names the old site's users table")?;
+            return Ok(Source::Table { url, table });
+        }
+        (_, Some(path)) => PathBuf::from(path),
+        (Some(path), None) => path,
+        (None, None) => anyhow::bail!("name a file, or --from and --table"),
+    };
+    let extension = path.extension().and_then(|e| e.to_str());
+    match format.or(extension) {
+        Some("jsonl" | "ndjson") => Ok(Source::Jsonl(path)),
+        Some("json") => anyhow::bail!(
+            "{}: give JSON Lines (.jsonl), one user object a line, or CSV",
+            path.display()
+        ),
+        _ => Ok(Source::Csv(path)),
+    }
+}
+
+async fn import_users(
+    config: &Config,
+    source: phoneauth::import::Source,
     map: &[String],
     rejects: &std::path::Path,
     dry_run: bool,
@@ -295,18 +340,6 @@ async fn import_users(
     use phoneauth::import::{self, ColumnMap, Source};
     use std::io::IsTerminal;
 
-    let source = match (file, from, table) {
-        (_, Some(url), Some(table)) => Source::Table { url, table },
-        (Some(path), ..) => match path.extension().and_then(|e| e.to_str()) {
-            Some("jsonl" | "ndjson") => Source::Jsonl(path),
-            Some("json") => anyhow::bail!(
-                "{}: give JSON Lines (.jsonl), one user object a line, or CSV",
-                path.display()
-            ),
-            _ => Source::Csv(path),
-        },
-        _ => anyhow::bail!("name a file, or --from and --table"),
-    };
     let mut columns = ColumnMap::for_table(match &source {
         Source::Table { table, .. } => Some(table),
         _ => None,

@@ -420,11 +420,21 @@ macro_rules! user_repo_impl {
                         .bind(&u.password_hash)
                         .bind($created);
                 }
-                let done = q.execute(&self.pool).await.map_err(rows::map_err)?;
+                // One transaction, so one commit (one flush to disk) a batch;
+                // MySQL's counter moves by itself (its RESERVE_IDS is empty).
+                let mut tx = self.pool.begin().await.map_err(rows::unavailable)?;
+                let done = q.execute(&mut *tx).await.map_err(rows::map_err)?;
                 if done.rows_affected() > 0 {
                     let highest = batch.iter().map(|u| u.id).max().unwrap_or(0);
-                    self.reserve_ids(highest).await?;
+                    for sql in <$d>::RESERVE_IDS {
+                        sqlx::query(*sql)
+                            .bind(highest)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(rows::map_err)?;
+                    }
                 }
+                tx.commit().await.map_err(rows::unavailable)?;
                 Ok(done.rows_affected())
             }
 

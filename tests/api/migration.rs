@@ -299,7 +299,7 @@ async fn files_are_imported_bad_rows_go_to_the_reject_file_with_reasons() {
     jsonl += &serde_json::json!({ "id": 9000, "mobile": newcomer, "password_hash": hashes[1], "name": "新用户" }).to_string();
     jsonl += "\nnot json\n";
     std::fs::write(dir.0.join("users.jsonl"), jsonl).expect("write");
-    let done = counts(&import(&dir, &target, &["users.jsonl"]));
+    let done = counts(&import(&dir, &target, &["--from", "users.jsonl"]));
     assert_eq!(
         (
             done["imported"].as_u64(),
