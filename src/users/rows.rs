@@ -152,6 +152,8 @@ pub(super) trait Dialect {
     /// Inserts users with their ids, leaving out any row that breaks a
     /// unique constraint: the text before the `VALUES` rows and after them.
     const IMPORT: (&'static str, &'static str);
+    /// Rows in one such statement (SQLite parses long ones slowly).
+    const IMPORT_ROWS: usize = 1000;
     /// Statements that move the id counter to at least `$1`, never back
     /// (MySQL's is DDL: see `mysql.rs`).
     const RESERVE_IDS: &'static [&'static str] = &[];
@@ -174,6 +176,7 @@ impl Dialect for Sqlite {
         "INSERT INTO users (id, mobile, name, password_hash, created_at)",
         " ON CONFLICT DO NOTHING",
     );
+    const IMPORT_ROWS: usize = 200;
     // AUTOINCREMENT keeps its counter in `sqlite_sequence`, which may be
     // written like any table.
     const RESERVE_IDS: &'static [&'static str] = &[
@@ -402,29 +405,37 @@ macro_rules! user_repo_impl {
                 if batch.is_empty() {
                     return Ok(0);
                 }
+                // One transaction, so one commit (one flush to disk) a batch,
+                // of statements of IMPORT_ROWS rows each; MySQL's counter
+                // moves by itself (its RESERVE_IDS is empty).
                 let (head, tail) = <$d>::IMPORT;
-                let values: Vec<String> = (0..batch.len())
-                    .map(|i| {
-                        let p: Vec<String> = (5 * i + 1..=5 * i + 5).map(<$d>::param).collect();
-                        format!("({})", p.join(", "))
-                    })
-                    .collect();
-                let sql = format!("{head} VALUES {}{tail}", values.join(", "));
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-                for u in batch {
-                    let $t = u.created_at;
-                    q = q
-                        .bind(u.id)
-                        .bind(u.mobile.e164())
-                        .bind(&u.name)
-                        .bind(&u.password_hash)
-                        .bind($created);
-                }
-                // One transaction, so one commit (one flush to disk) a batch;
-                // MySQL's counter moves by itself (its RESERVE_IDS is empty).
                 let mut tx = self.pool.begin().await.map_err(rows::unavailable)?;
-                let done = q.execute(&mut *tx).await.map_err(rows::map_err)?;
-                if done.rows_affected() > 0 {
+                let mut inserted = 0;
+                for chunk in batch.chunks(<$d>::IMPORT_ROWS) {
+                    let values: Vec<String> = (0..chunk.len())
+                        .map(|i| {
+                            let p: Vec<String> = (5 * i + 1..=5 * i + 5).map(<$d>::param).collect();
+                            format!("({})", p.join(", "))
+                        })
+                        .collect();
+                    let sql = format!("{head} VALUES {}{tail}", values.join(", "));
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for u in chunk {
+                        let $t = u.created_at;
+                        q = q
+                            .bind(u.id)
+                            .bind(u.mobile.e164())
+                            .bind(&u.name)
+                            .bind(&u.password_hash)
+                            .bind($created);
+                    }
+                    inserted += q
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(rows::map_err)?
+                        .rows_affected();
+                }
+                if inserted > 0 {
                     let highest = batch.iter().map(|u| u.id).max().unwrap_or(0);
                     for sql in <$d>::RESERVE_IDS {
                         sqlx::query(*sql)
@@ -435,7 +446,7 @@ macro_rules! user_repo_impl {
                     }
                 }
                 tx.commit().await.map_err(rows::unavailable)?;
-                Ok(done.rows_affected())
+                Ok(inserted)
             }
 
             async fn reserve_ids(&self, through: i64) -> Result<(), $crate::users::RepoError> {
