@@ -380,6 +380,8 @@ struct RejectFile {
     path: PathBuf,
     out: std::io::BufWriter<File>,
     any: bool,
+    /// A plain file (removed again when nothing was rejected).
+    regular: bool,
 }
 
 impl RejectFile {
@@ -391,13 +393,18 @@ impl RejectFile {
         let file = open
             .open(path)
             .with_context(|| format!("cannot write the reject file {}", path.display()))?;
-        // An older file keeps its mode when opened: owner only, whatever it was.
+        // An older file keeps its mode when opened: owner only, whatever it
+        // was. Something else (`/dev/null`) is written to and left alone.
+        let regular = file.metadata().is_ok_and(|m| m.is_file());
         #[cfg(unix)]
-        file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+        if regular {
+            file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+        }
         Ok(Self {
             path: path.to_owned(),
             out: std::io::BufWriter::new(file),
             any: false,
+            regular,
         })
     }
 
@@ -419,7 +426,7 @@ impl RejectFile {
 
     fn finish(mut self) -> anyhow::Result<()> {
         self.out.flush().context("cannot write the reject file")?;
-        if !self.any {
+        if !self.any && self.regular {
             std::fs::remove_file(&self.path).ok();
         }
         Ok(())
@@ -711,15 +718,20 @@ impl TableReader {
         );
         let rows: Vec<TableRow> =
             fetch_all!(&self.db, sql).context("cannot read the source table")?;
-        let last = rows.last().map(|r| r.0);
-        if let (Some(last), Some(after)) = (last, self.after)
-            && last <= after
-        {
-            bail!(
-                "the id column {} does not hold whole numbers that grow (see --map id=…)",
-                self.id_column
-            );
+        // Ids must grow strictly through the page and past the last page:
+        // a text column sorts and compares otherwise, and rows would be
+        // skipped or read twice.
+        let mut previous = self.after;
+        for (id, ..) in &rows {
+            if previous.is_some_and(|p| *id <= p) {
+                bail!(
+                    "the id column {} does not hold whole numbers in order (see --map id=…)",
+                    self.id_column
+                );
+            }
+            previous = Some(*id);
         }
+        let last = rows.last().map(|r| r.0);
         self.after = last.or(self.after);
         self.read += rows.len() as u64;
         Ok(rows

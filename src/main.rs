@@ -312,6 +312,7 @@ fn import_source(
     };
     let path = match (file, from) {
         (_, Some(url)) if is_database(&url) => {
+            anyhow::ensure!(format.is_none(), "--format is for files, not databases");
             let table = table.context("--table names the old site's users table")?;
             return Ok(Source::Table { url, table });
         }
@@ -319,8 +320,15 @@ fn import_source(
         (Some(path), None) => path,
         (None, None) => anyhow::bail!("name a file, or --from and --table"),
     };
-    let extension = path.extension().and_then(|e| e.to_str());
-    match format.or(extension) {
+    anyhow::ensure!(
+        table.is_none(),
+        "--table is for a database (--from mysql://…, postgres://… or sqlite://…)"
+    );
+    let extension = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    match format.or(extension.as_deref()) {
         Some("jsonl" | "ndjson") => Ok(Source::Jsonl(path)),
         Some("json") => anyhow::bail!(
             "{}: give JSON Lines (.jsonl), one user object a line, or CSV",
@@ -407,8 +415,8 @@ fn progress_line(
     #[allow(clippy::cast_precision_loss)]
     let rate = c.read as f64 / elapsed.as_secs_f64().max(0.001);
     format!(
-        "{bar}{} read · {} imported · {} present · {} rejected · {rate:.0}/s ",
-        c.read, c.imported, c.present, c.rejected
+        "{bar}{} read · {} imported · {} present · {} updated · {} rejected · {rate:.0}/s ",
+        c.read, c.imported, c.present, c.updated, c.rejected
     )
 }
 

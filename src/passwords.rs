@@ -210,36 +210,45 @@ fn hash_with(
     Ok(phc.to_string())
 }
 
-/// Whether a password could ever be checked against `stored`: an argon2
-/// PHC string with a salt and a hash, or a legacy hash that reads
-/// (`legacy::is_checkable`). What an import requires of a hash.
+/// The most an imported argon2 hash may ask of one login: 256 MiB and 16
+/// passes (phoneauth's own default is 19 MiB and 2).
+const IMPORT_MAX_ARGON2_KIB: u32 = 256 * 1024;
+const IMPORT_MAX_ARGON2_PASSES: u32 = 16;
+
+/// Whether a password could ever be checked against `stored`, at a bounded
+/// cost: an argon2 PHC string as the login reads it, or a legacy hash that
+/// reads (`legacy::is_checkable`). What an import requires of a hash.
 pub fn is_checkable(stored: &str) -> bool {
     if legacy::is_legacy(stored) {
         return legacy::is_checkable(stored);
     }
-    PasswordHash::new(stored).is_ok_and(|phc| {
-        Algorithm::try_from(phc.algorithm.as_str()).is_ok()
-            && phc.salt.is_some()
-            && phc.hash.is_some()
+    read_phc(stored).is_some_and(|(_, _, _, params)| {
+        params.m_cost() <= IMPORT_MAX_ARGON2_KIB && params.t_cost() <= IMPORT_MAX_ARGON2_PASSES
     })
+}
+
+/// An argon2 PHC string read as [`verify_with`] uses it.
+fn read_phc(stored: &str) -> Option<(PasswordHash, Algorithm, Version, Params)> {
+    let phc = PasswordHash::new(stored).ok()?;
+    if phc.salt.is_none() || phc.hash.is_none() {
+        return None;
+    }
+    let algorithm = Algorithm::try_from(phc.algorithm.as_str()).ok()?;
+    let version = phc
+        .version
+        .map_or(Ok(Version::V0x13), Version::try_from)
+        .ok()?;
+    let params = Params::try_from(&phc).ok()?;
+    Some((phc, algorithm, version, params))
 }
 
 /// Whether `password` matches the PHC string `stored` (any argon2 variant
 /// and parameters); a string that does not parse matches nothing.
 fn verify_with(password: &str, stored: &str, blocks: &mut Vec<Block>) -> bool {
-    let Ok(phc) = PasswordHash::new(stored) else {
+    let Some((phc, algorithm, version, params)) = read_phc(stored) else {
         return false;
     };
     let (Some(salt), Some(expected)) = (&phc.salt, &phc.hash) else {
-        return false;
-    };
-    let Ok(algorithm) = Algorithm::try_from(phc.algorithm.as_str()) else {
-        return false;
-    };
-    let Ok(version) = phc.version.map_or(Ok(Version::V0x13), Version::try_from) else {
-        return false;
-    };
-    let Ok(params) = Params::try_from(&phc) else {
         return false;
     };
     let mut out = vec![0u8; expected.len()];

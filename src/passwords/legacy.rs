@@ -19,6 +19,8 @@ use subtle::ConstantTimeEq;
 /// imported row must not make one login take minutes.
 const MAX_ITERATIONS: u32 = 10_000_000;
 const MAX_SCRYPT_LOG_N: u8 = 20;
+/// 256 MiB; werkzeug's default (`scrypt:32768:8:1`) takes 32 MiB.
+const MAX_SCRYPT_BYTES: u64 = 256 << 20;
 
 /// werkzeug's count for a `pbkdf2:` method written without one.
 const WERKZEUG_DEFAULT_ITERATIONS: u32 = 150_000;
@@ -65,11 +67,14 @@ fn parse(stored: &str) -> Option<Parsed<'_>> {
     if stored.starts_with("$2") {
         // `$2b$NN$` + 53 characters of salt and hash.
         let cost: u32 = stored.get(4..6)?.parse().ok()?;
+        let bcrypt_base64 = |b: u8| b.is_ascii_alphanumeric() || b == b'.' || b == b'/';
         let well_formed = ["$2a$", "$2b$", "$2y$"]
             .iter()
             .any(|p| stored.starts_with(p))
             && stored.len() == 60
-            && (4..=31).contains(&cost);
+            && (4..=31).contains(&cost)
+            && stored.as_bytes()[6] == b'$'
+            && stored.as_bytes()[7..].iter().all(|&b| bcrypt_base64(b));
         return well_formed.then_some(Parsed::Bcrypt(stored));
     }
     if let Some(rest) = stored.strip_prefix("pbkdf2_") {
@@ -96,7 +101,9 @@ fn parse(stored: &str) -> Option<Parsed<'_>> {
                 return None;
             }
             let log_n = u8::try_from(n.trailing_zeros()).ok()?;
-            if log_n > MAX_SCRYPT_LOG_N || r > 32 || p > 16 {
+            // scrypt needs 128·r·N bytes: at most MAX_SCRYPT_BYTES a login.
+            let bytes = 128 * u64::from(r) * n;
+            if log_n > MAX_SCRYPT_LOG_N || r > 32 || p > 16 || bytes > MAX_SCRYPT_BYTES {
                 return None;
             }
             let params = scrypt::Params::new(log_n, r, p).ok()?;
@@ -240,6 +247,8 @@ mod tests {
             "sha256$salt$nothex",
             "pbkdf2_sha256$x$salt$AAAA",
             "$2b$04$invalid",
+            "$2b$10$!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!",
+            "scrypt:1048576:32:1$salt$00",
         ] {
             assert!(!verify("correct horse", bad), "{bad}");
             assert!(!is_checkable(bad), "{bad}");

@@ -157,6 +157,9 @@ pub(super) trait Dialect {
     /// Statements that move the id counter to at least `$1`, never back
     /// (MySQL's is DDL: see `mysql.rs`).
     const RESERVE_IDS: &'static [&'static str] = &[];
+    /// Taken first in a transaction that moves the id counter, so that no
+    /// registration draws an id between the counter's read and its write.
+    const RESERVE_LOCK: Option<&'static str> = None;
     /// Adds a list entry unless it is there ([`super::records::ADD_LIST_ENTRY`]).
     const ADD_LIST_ENTRY: &'static str = super::records::ADD_LIST_ENTRY;
 }
@@ -200,6 +203,9 @@ impl Dialect for Postgres {
     );
     // Forward only: the sequence may be ahead of MAX(id) (deleted users,
     // registrations not yet committed), and those ids must not come back.
+    // Registrations wait for the lock (one batch), so none draws an id
+    // between the read of the sequence and `setval`.
+    const RESERVE_LOCK: Option<&'static str> = Some("LOCK TABLE users IN SHARE ROW EXCLUSIVE MODE");
     const RESERVE_IDS: &'static [&'static str] = &[
         "SELECT setval(pg_get_serial_sequence('users', 'id'), GREATEST($1, \
          (SELECT COALESCE(MAX(id), 1) FROM users), \
@@ -410,6 +416,9 @@ macro_rules! user_repo_impl {
                 // moves by itself (its RESERVE_IDS is empty).
                 let (head, tail) = <$d>::IMPORT;
                 let mut tx = self.pool.begin().await.map_err(rows::unavailable)?;
+                if let Some(lock) = <$d>::RESERVE_LOCK {
+                    rows::done(sqlx::query(lock).execute(&mut *tx).await)?;
+                }
                 let mut inserted = 0;
                 for chunk in batch.chunks(<$d>::IMPORT_ROWS) {
                     let values: Vec<String> = (0..chunk.len())
@@ -473,6 +482,9 @@ macro_rules! returning_impl {
             async fn reserve_rows(&self, through: i64) -> Result<(), $crate::users::RepoError> {
                 use rows::Dialect as _;
                 let mut tx = self.pool.begin().await.map_err(rows::unavailable)?;
+                if let Some(lock) = <$d>::RESERVE_LOCK {
+                    rows::done(sqlx::query(lock).execute(&mut *tx).await)?;
+                }
                 for sql in <$d>::RESERVE_IDS {
                     sqlx::query(*sql)
                         .bind(through)

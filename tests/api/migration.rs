@@ -247,6 +247,14 @@ async fn files_are_imported_bad_rows_go_to_the_reject_file_with_reasons() {
         "--map",
         "created_at=joined",
     ];
+    // A flag that does not fit the source is an error, not ignored.
+    for wrong in [
+        &["users.csv", "--table", "info_user"][..],
+        &["users.json"][..],
+    ] {
+        let out = import(&dir, &target, wrong);
+        assert!(!out.status.success(), "{wrong:?}: {}", text(&out.stdout));
+    }
     let out = import(&dir, &target, &[&["users.csv"], &map[..]].concat());
     let done = counts(&out);
     assert_eq!(done["read"], hashes.len() + 4, "{done}");
