@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 use phoneauth::users::UserRepo;
 use serde_json::Value;
 
-use crate::backends::{fresh_mysql_database, mysql_url};
+use crate::backends::{fresh_mysql_database, fresh_pg_schema, mysql_url, postgres_url};
 use crate::helpers::{TempDir, fresh_mobile, spawn_app_with};
 
 /// A user of the old site and the password it signed up with.
@@ -337,4 +337,68 @@ async fn files_are_imported_bad_rows_go_to_the_reject_file_with_reasons() {
     }
     assert_eq!(app.login(&newcomer, "correct horse").await["errno"], "0");
     assert_eq!(app.user().await["data"]["name"], "新用户");
+}
+
+#[tokio::test]
+async fn a_news_table_in_postgresql_is_imported_with_its_times() {
+    use sqlx::Connection;
+    let Some(base) = postgres_url() else { return };
+    let source = fresh_pg_schema(&base).await;
+    let mut conn = sqlx::PgConnection::connect(&source).await.expect("connect");
+    // The news site's model as Flask-SQLAlchemy creates it on PostgreSQL,
+    // with the hash column widened for werkzeug 3's longer scrypt hashes.
+    sqlx::raw_sql(
+        "CREATE TABLE info_user (
+            create_time TIMESTAMP WITHOUT TIME ZONE, update_time TIMESTAMP WITHOUT TIME ZONE,
+            id SERIAL PRIMARY KEY, nick_name VARCHAR(32) NOT NULL UNIQUE,
+            password_hash VARCHAR(256) NOT NULL, mobile VARCHAR(11) NOT NULL UNIQUE,
+            avatar_url VARCHAR(256), last_login TIMESTAMP WITHOUT TIME ZONE,
+            is_admin BOOLEAN, signature VARCHAR(512), gender VARCHAR(5))",
+    )
+    .execute(&mut conn)
+    .await
+    .expect("create table");
+    let hashes = vectors();
+    let mut users = Vec::new();
+    for (i, hash) in hashes.iter().enumerate() {
+        let mobile = fresh_mobile();
+        let id: i32 = sqlx::query_scalar(
+            "INSERT INTO info_user (create_time, nick_name, password_hash, mobile) \
+             VALUES ('2018-05-01 10:00:00', $1, $2, $3) RETURNING id",
+        )
+        .bind(format!("读者{i}"))
+        .bind(*hash)
+        .bind(&mobile)
+        .fetch_one(&mut conn)
+        .await
+        .expect("insert");
+        users.push((i64::from(id), mobile));
+    }
+    let dir = TempDir::new();
+    let target = format!("sqlite://{}", dir.0.join("phoneauth.db").display());
+    let done = counts(&import(
+        &dir,
+        &target,
+        &["--from", &source, "--table", "info_user"],
+    ));
+    assert_eq!(done["imported"], hashes.len(), "{done}");
+
+    let url = target.clone();
+    let app = spawn_app_with(move |c| c.database.url = url).await;
+    for (i, (id, mobile)) in users.iter().enumerate() {
+        assert_eq!(
+            app.login(mobile, "correct horse").await["errno"],
+            "0",
+            "{}",
+            hashes[i]
+        );
+        let me = app.user().await;
+        assert_eq!(me["data"]["user_id"], *id);
+        assert_eq!(me["data"]["name"], format!("读者{i}"));
+        let created = me["data"]["create_time"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(created.starts_with("2018-05-01"), "{created}");
+    }
 }
