@@ -202,6 +202,17 @@ pub async fn run(
         progress(&counts, reader.fraction());
     }
     rejects.finish()?;
+    if let Reader::Table(t) = &reader
+        && t.read < t.total
+    {
+        // Rows deleted meanwhile, or an id column whose text order is not
+        // its numeric order (which skips rows): worth a look either way.
+        tracing::warn!(
+            read = t.read,
+            counted = t.total,
+            "fewer rows were read than the table had at the start"
+        );
+    }
     Ok(counts)
 }
 
@@ -386,16 +397,23 @@ struct RejectFile {
 
 impl RejectFile {
     fn create(path: &Path) -> anyhow::Result<Self> {
+        // The path itself, not what a link points to: a plain file (or none
+        // yet) is replaced, made owner-only, and removed again when nothing
+        // was rejected; anything else (`/dev/null`, `/dev/stdout`) is only
+        // written to.
+        let regular = std::fs::symlink_metadata(path).map_or(true, |m| m.is_file());
         let mut open = std::fs::OpenOptions::new();
-        open.write(true).create(true).truncate(true);
+        if regular {
+            open.write(true).create(true).truncate(true);
+        } else {
+            open.append(true);
+        }
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut open, 0o600);
         let file = open
             .open(path)
             .with_context(|| format!("cannot write the reject file {}", path.display()))?;
-        // An older file keeps its mode when opened: owner only, whatever it
-        // was. Something else (`/dev/null`) is written to and left alone.
-        let regular = file.metadata().is_ok_and(|m| m.is_file());
+        // An older file keeps its mode when opened.
         #[cfg(unix)]
         if regular {
             file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;

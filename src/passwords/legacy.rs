@@ -19,7 +19,8 @@ use subtle::ConstantTimeEq;
 /// imported row must not make one login take minutes.
 const MAX_ITERATIONS: u32 = 10_000_000;
 const MAX_SCRYPT_LOG_N: u8 = 20;
-/// 256 MiB; werkzeug's default (`scrypt:32768:8:1`) takes 32 MiB.
+/// What an imported scrypt hash may need a login: 256 MiB (werkzeug's
+/// default, `scrypt:32768:8:1`, takes 32 MiB).
 const MAX_SCRYPT_BYTES: u64 = 256 << 20;
 
 /// werkzeug's count for a `pbkdf2:` method written without one.
@@ -101,9 +102,7 @@ fn parse(stored: &str) -> Option<Parsed<'_>> {
                 return None;
             }
             let log_n = u8::try_from(n.trailing_zeros()).ok()?;
-            // scrypt needs 128·r·N bytes: at most MAX_SCRYPT_BYTES a login.
-            let bytes = 128 * u64::from(r) * n;
-            if log_n > MAX_SCRYPT_LOG_N || r > 32 || p > 16 || bytes > MAX_SCRYPT_BYTES {
+            if log_n > MAX_SCRYPT_LOG_N || r > 32 || p > 16 {
                 return None;
             }
             let params = scrypt::Params::new(log_n, r, p).ok()?;
@@ -142,7 +141,15 @@ fn pbkdf2_parts<'a>(
 /// Whether a password could ever be checked against `stored`: what an
 /// import requires of a legacy hash.
 pub fn is_checkable(stored: &str) -> bool {
-    parse(stored).is_some()
+    match parse(stored) {
+        // scrypt needs 128·r·N bytes a login; an import takes at most
+        // MAX_SCRYPT_BYTES (hashes stored already verify as they always did).
+        Some(Parsed::Scrypt { params, .. }) => {
+            let n = 1u64 << params.log_n();
+            128 * u64::from(params.r()) * n <= MAX_SCRYPT_BYTES
+        }
+        parsed => parsed.is_some(),
+    }
 }
 
 /// Checks `password` against a legacy hash; `false` for a wrong password
@@ -248,11 +255,13 @@ mod tests {
             "pbkdf2_sha256$x$salt$AAAA",
             "$2b$04$invalid",
             "$2b$10$!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!",
-            "scrypt:1048576:32:1$salt$00",
+            "scrypt:144115188075855872:1:1$salt$00",
         ] {
             assert!(!verify("correct horse", bad), "{bad}");
             assert!(!is_checkable(bad), "{bad}");
         }
+        // Readable, but more memory than an import accepts (1 GiB).
+        assert!(!is_checkable("scrypt:1048576:8:1$salt$00"));
         assert!(!is_legacy("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA"));
     }
 }

@@ -159,7 +159,7 @@ pub(super) trait Dialect {
     const RESERVE_IDS: &'static [&'static str] = &[];
     /// Taken first in a transaction that moves the id counter, so that no
     /// registration draws an id between the counter's read and its write.
-    const RESERVE_LOCK: Option<&'static str> = None;
+    const RESERVE_LOCK: &'static [&'static str] = &[];
     /// Adds a list entry unless it is there ([`super::records::ADD_LIST_ENTRY`]).
     const ADD_LIST_ENTRY: &'static str = super::records::ADD_LIST_ENTRY;
 }
@@ -205,7 +205,12 @@ impl Dialect for Postgres {
     // registrations not yet committed), and those ids must not come back.
     // Registrations wait for the lock (one batch), so none draws an id
     // between the read of the sequence and `setval`.
-    const RESERVE_LOCK: Option<&'static str> = Some("LOCK TABLE users IN SHARE ROW EXCLUSIVE MODE");
+    // A lock still waited for would hold up every registration behind it:
+    // after 2 s the import gives up (and is run again).
+    const RESERVE_LOCK: &'static [&'static str] = &[
+        "SET LOCAL lock_timeout = '2s'",
+        "LOCK TABLE users IN SHARE ROW EXCLUSIVE MODE",
+    ];
     const RESERVE_IDS: &'static [&'static str] = &[
         "SELECT setval(pg_get_serial_sequence('users', 'id'), GREATEST($1, \
          (SELECT COALESCE(MAX(id), 1) FROM users), \
@@ -416,8 +421,8 @@ macro_rules! user_repo_impl {
                 // moves by itself (its RESERVE_IDS is empty).
                 let (head, tail) = <$d>::IMPORT;
                 let mut tx = self.pool.begin().await.map_err(rows::unavailable)?;
-                if let Some(lock) = <$d>::RESERVE_LOCK {
-                    rows::done(sqlx::query(lock).execute(&mut *tx).await)?;
+                for lock in <$d>::RESERVE_LOCK {
+                    rows::done(sqlx::query(*lock).execute(&mut *tx).await)?;
                 }
                 let mut inserted = 0;
                 for chunk in batch.chunks(<$d>::IMPORT_ROWS) {
@@ -482,8 +487,8 @@ macro_rules! returning_impl {
             async fn reserve_rows(&self, through: i64) -> Result<(), $crate::users::RepoError> {
                 use rows::Dialect as _;
                 let mut tx = self.pool.begin().await.map_err(rows::unavailable)?;
-                if let Some(lock) = <$d>::RESERVE_LOCK {
-                    rows::done(sqlx::query(lock).execute(&mut *tx).await)?;
+                for lock in <$d>::RESERVE_LOCK {
+                    rows::done(sqlx::query(*lock).execute(&mut *tx).await)?;
                 }
                 for sql in <$d>::RESERVE_IDS {
                     sqlx::query(*sql)

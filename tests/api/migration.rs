@@ -247,13 +247,16 @@ async fn files_are_imported_bad_rows_go_to_the_reject_file_with_reasons() {
         "--map",
         "created_at=joined",
     ];
-    // A flag that does not fit the source is an error, not ignored.
-    for wrong in [
-        &["users.csv", "--table", "info_user"][..],
-        &["users.json"][..],
+    // A flag that does not fit the source is an error, not ignored; so is a
+    // JSON array, which is not JSON Lines.
+    std::fs::write(dir.0.join("users.json"), "[]").expect("write");
+    for (wrong, says) in [
+        (&["users.csv", "--table", "info_user"][..], "--table"),
+        (&["users.json"][..], "JSON Lines"),
     ] {
         let out = import(&dir, &target, wrong);
         assert!(!out.status.success(), "{wrong:?}: {}", text(&out.stdout));
+        assert!(text(&out.stderr).contains(says), "{}", text(&out.stderr));
     }
     let out = import(&dir, &target, &[&["users.csv"], &map[..]].concat());
     let done = counts(&out);
