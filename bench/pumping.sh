@@ -25,14 +25,18 @@ for mode in enforce shadow; do
       "$OLDPWD/target/release/phoneauth" serve
   ) >"$dir/server.log" 2>&1 &
   pid=$!
+  up=
   for _ in $(seq 1 100); do
-    curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null && break
+    curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null && up=1 && break
     sleep 0.1
   done
+  [ -n "$up" ] || { echo "phoneauth did not start:" >&2; cat "$dir/server.log" >&2; exit 1; }
   printf '%s: ' "$mode"
+  status=0
   target/release/examples/pumping "http://127.0.0.1:$PORT" --legit "$LEGIT" --attack "$ATTACK" \
-    --metrics "http://127.0.0.1:$ADMIN/metrics" || true
+    --metrics "http://127.0.0.1:$ADMIN/metrics" || status=$?
   kill "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
   rm -rf "$dir"
+  [ "$status" -eq 0 ] || { echo "the simulation failed ($mode)" >&2; exit "$status"; }
 done

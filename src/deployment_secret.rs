@@ -2,15 +2,13 @@
 //! A small port of one operation, [`SecretStore::agree`]: the first instance
 //! offers a fresh key and every instance reads back the one that won. The
 //! PostgreSQL and MySQL adapters keep it in the `server_secret` table
-//! (created by the users migrations); SQLite keeps none (embedded mode uses the file beside
-//! the database, `secret::ServerSecret::load_or_create`).
+//! (created by the users migrations); SQLite keeps none (embedded mode uses
+//! the file beside the database, `secret::ServerSecret::load_or_create`).
 
 use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::PgPool;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use crate::users::RepoError;
 
@@ -32,71 +30,59 @@ pub fn for_database(url: &str) -> Result<Option<Box<dyn SecretStore>>, RepoError
     }
 }
 
-pub struct PgSecretStore {
-    pool: PgPool,
+/// A store on one connection (the key is read once, at start): the first
+/// writer's key wins (`$insert` leaves an existing row alone) and every
+/// instance reads back the same row.
+macro_rules! secret_store {
+    ($name:ident, $pool:ty, $options:ty, $pool_options:ty, $insert:literal) => {
+        pub struct $name {
+            pool: $pool,
+        }
+
+        impl $name {
+            pub fn connect(url: &str) -> Result<Self, RepoError> {
+                let opts = <$options>::from_str(url).map_err(unavailable)?;
+                let pool = <$pool_options>::new()
+                    .max_connections(1)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_lazy_with(opts);
+                Ok(Self { pool })
+            }
+        }
+
+        #[async_trait]
+        impl SecretStore for $name {
+            async fn agree(&self, candidate: &[u8]) -> Result<Vec<u8>, RepoError> {
+                sqlx::query($insert)
+                    .bind(candidate)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(unavailable)?;
+                sqlx::query_scalar("SELECT secret FROM server_secret WHERE id = 1")
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(unavailable)
+            }
+        }
+    };
 }
 
-impl PgSecretStore {
-    /// A one-connection pool: the key is read once, at start.
-    pub fn connect(url: &str) -> Result<Self, RepoError> {
-        let opts =
-            PgConnectOptions::from_str(url).map_err(|e| RepoError::Unavailable(e.to_string()))?;
-        let pool = PgPoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect_lazy_with(opts);
-        Ok(Self { pool })
-    }
+fn unavailable(e: impl std::fmt::Display) -> RepoError {
+    RepoError::Unavailable(e.to_string())
 }
 
-#[async_trait]
-impl SecretStore for PgSecretStore {
-    async fn agree(&self, candidate: &[u8]) -> Result<Vec<u8>, RepoError> {
-        let unavailable = |e: sqlx::Error| RepoError::Unavailable(e.to_string());
-        // First writer wins; every instance then reads the same row.
-        sqlx::query(
-            "INSERT INTO server_secret (id, secret) VALUES (1, $1) ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(candidate)
-        .execute(&self.pool)
-        .await
-        .map_err(unavailable)?;
-        sqlx::query_scalar("SELECT secret FROM server_secret WHERE id = 1")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(unavailable)
-    }
-}
+secret_store!(
+    PgSecretStore,
+    sqlx::PgPool,
+    sqlx::postgres::PgConnectOptions,
+    sqlx::postgres::PgPoolOptions,
+    "INSERT INTO server_secret (id, secret) VALUES (1, $1) ON CONFLICT (id) DO NOTHING"
+);
 
-pub struct MySqlSecretStore {
-    pool: sqlx::MySqlPool,
-}
-
-impl MySqlSecretStore {
-    /// A one-connection pool: the key is read once, at start.
-    pub fn connect(url: &str) -> Result<Self, RepoError> {
-        let opts = sqlx::mysql::MySqlConnectOptions::from_str(url)
-            .map_err(|e| RepoError::Unavailable(e.to_string()))?;
-        let pool = sqlx::mysql::MySqlPoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect_lazy_with(opts);
-        Ok(Self { pool })
-    }
-}
-
-#[async_trait]
-impl SecretStore for MySqlSecretStore {
-    async fn agree(&self, candidate: &[u8]) -> Result<Vec<u8>, RepoError> {
-        let unavailable = |e: sqlx::Error| RepoError::Unavailable(e.to_string());
-        sqlx::query("INSERT IGNORE INTO server_secret (id, secret) VALUES (1, ?)")
-            .bind(candidate)
-            .execute(&self.pool)
-            .await
-            .map_err(unavailable)?;
-        sqlx::query_scalar("SELECT secret FROM server_secret WHERE id = 1")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(unavailable)
-    }
-}
+secret_store!(
+    MySqlSecretStore,
+    sqlx::MySqlPool,
+    sqlx::mysql::MySqlConnectOptions,
+    sqlx::mysql::MySqlPoolOptions,
+    "INSERT IGNORE INTO server_secret (id, secret) VALUES (1, ?)"
+);

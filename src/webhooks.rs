@@ -194,6 +194,8 @@ impl Webhooks {
                 false
             }
             Err(e) => {
+                // Without the URL: a receiver's address may carry its secret.
+                let e = e.without_url();
                 tracing::info!(msg_id = %m.msg_id, error = %e, "webhook not delivered; retrying later");
                 false
             }

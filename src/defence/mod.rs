@@ -290,9 +290,19 @@ impl Defence {
     }
 
     /// A send into `prefix` and `country` was not delivered: nobody could
-    /// use its code, so it does not count against the scopes.
+    /// use its code, so it is taken back from the hour's sends. (Counting it
+    /// as verified would also raise the day's room, so that sending to
+    /// numbers that do not exist would earn an attacker more sends.)
     pub async fn undelivered(&self, prefix: &str, country: &str) {
-        self.credit(ScopeKeys::of_scopes(prefix, country)).await;
+        if self.cfg.mode == DefenceMode::Off {
+            return;
+        }
+        let k = ScopeKeys::of_scopes(prefix, country);
+        for hour in [&k.sent[0], &k.sent[2]] {
+            if let Err(e) = self.store.decr(hour).await {
+                tracing::warn!(error = %e, "could not take back an undelivered send");
+            }
+        }
     }
 
     async fn credit(&self, k: ScopeKeys) {

@@ -184,7 +184,7 @@ impl Flow {
         outcome?;
         self.end_other_sessions(user.id, session_id).await?;
         let moved = self.user(user.id).await?;
-        self.refresh_sessions(&moved).await?;
+        self.refresh_sessions(&moved).await;
         meter::account_event("mobile_changed");
         tracing::info!(user_id = user.id, from = %user.mobile, to = %mobile, "mobile changed");
         let from = format!("from {}", user.mobile.masked());

@@ -104,6 +104,15 @@ impl From<LimitError> for FlowError {
     }
 }
 
+impl From<crate::tokens::TokenError> for FlowError {
+    fn from(e: crate::tokens::TokenError) -> Self {
+        match e {
+            crate::tokens::TokenError::Database(e) => FlowError::Database(e),
+            crate::tokens::TokenError::Key(m) => FlowError::Internal(m),
+        }
+    }
+}
+
 impl From<HashError> for FlowError {
     fn from(e: HashError) -> Self {
         match e {

@@ -18,7 +18,8 @@ impl Flow {
                 meter::account_event("name_changed");
                 tracing::info!(user_id, "name changed");
                 let user = self.user(user_id).await?;
-                self.refresh_sessions(&user).await
+                self.refresh_sessions(&user).await;
+                Ok(())
             }
             Ok(false) => Err(FlowError::UserMissing),
             Err(RepoError::NameTaken) => Err(FlowError::NameTaken),

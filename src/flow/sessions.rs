@@ -204,9 +204,16 @@ impl Flow {
     }
 
     /// Writes the user's current name and number into each of their
-    /// sessions (after a rename or a number change); a session that cannot
-    /// be written is logged and keeps its old words until it ends.
-    pub async fn refresh_sessions(&self, user: &User) -> Result<(), FlowError> {
+    /// sessions (after a rename or a number change, which has committed: a
+    /// failure here is logged, not the caller's error); a session that
+    /// cannot be written keeps its old words until it ends.
+    pub(super) async fn refresh_sessions(&self, user: &User) {
+        if let Err(e) = self.write_user_into_sessions(user).await {
+            tracing::warn!(user_id = user.id, error = %e, "could not refresh the sessions");
+        }
+    }
+
+    async fn write_user_into_sessions(&self, user: &User) -> Result<(), FlowError> {
         for hash in self
             .store
             .index_members(&keys::user_sessions(user.id))

@@ -20,12 +20,7 @@ use super::{AppState, session};
         (status = 401, description = "Not logged in; empty body"),
     ))]
 pub async fn verify(State(s): State<AppState>, headers: HeaderMap) -> Response {
-    let id = session::session_id(&headers).or_else(|| {
-        headers
-            .get("token")
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-    });
+    let id = session::session_id(&headers).or_else(|| session::token(&headers));
     let found = match id {
         Some(id) => s.flow.verify_session(id).await,
         None => Ok(None),

@@ -23,6 +23,14 @@ pub fn session_id(headers: &HeaderMap) -> Option<&str> {
     cookie(headers, SESSION_COOKIE)
 }
 
+/// The app flow's session id, sent in the `token` header (`steps`).
+pub fn token(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get("token")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+}
+
 /// The session the request's cookie names, if it is live.
 pub async fn current(s: &AppState, headers: &HeaderMap) -> Result<Option<SessionData>, FlowError> {
     match session_id(headers) {

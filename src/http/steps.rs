@@ -17,6 +17,7 @@ use super::docs::{StepsAnswers, StepsReply};
 use super::envelope::{data, steps_ok};
 use super::error::{self, ApiError, Wire};
 use super::extract::JsonBody;
+use super::session;
 use super::wire::{LoginBody, Profile};
 use super::{AppState, messages};
 use crate::domain::Purpose;
@@ -189,19 +190,12 @@ fn step_token<'a>(body: Option<&'a str>, headers: &'a HeaderMap) -> Option<&'a s
         .filter(|t| !t.is_empty())
 }
 
-fn token(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get("token")
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-}
-
 /// The user of the `token` header.
 #[utoipa::path(get, path = "/user", tag = "steps",
     params(("token" = Option<String>, Header, description = "The token from POST /login")),
     responses((status = 200, description = "code 1 with the user, or code 0", body = StepsReply)))]
 async fn user(State(s): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
-    let id = token(&headers).ok_or(FlowError::NotLoggedIn)?;
+    let id = session::token(&headers).ok_or(FlowError::NotLoggedIn)?;
     let session = s.flow.session(id).await?.ok_or(FlowError::NotLoggedIn)?;
     let user = s.flow.user(session.user_id).await?;
     Ok(steps_ok(
@@ -215,7 +209,7 @@ async fn user(State(s): State<AppState>, headers: HeaderMap) -> Result<Response,
     params(("token" = Option<String>, Header, description = "The token from POST /login")),
     responses((status = 200, description = "code 1", body = StepsReply)))]
 async fn logout(State(s): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
-    if let Some(id) = token(&headers) {
+    if let Some(id) = session::token(&headers) {
         s.flow.end_session(id).await?;
     }
     Ok(steps_ok(messages::LOGGED_OUT, None))

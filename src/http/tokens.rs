@@ -39,7 +39,7 @@ async fn issue(State(s): State<AppState>, headers: HeaderMap) -> Result<Response
         .tokens()
         .issue(data.user_id, &public_base(&s, &headers))
         .await
-        .map_err(|e| FlowError::Internal(e.to_string()))?;
+        .map_err(FlowError::from)?;
     Ok(envelope::ok(
         messages::OK,
         Some(json!({ "token": token, "token_type": "Bearer", "expires_in": ttl })),

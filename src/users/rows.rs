@@ -421,9 +421,7 @@ macro_rules! user_repo_impl {
                 // moves by itself (its RESERVE_IDS is empty).
                 let (head, tail) = <$d>::IMPORT;
                 let mut tx = self.pool.begin().await.map_err(rows::unavailable)?;
-                for lock in <$d>::RESERVE_LOCK {
-                    rows::done(sqlx::query(*lock).execute(&mut *tx).await)?;
-                }
+                rows::execute_each!(tx, <$d>::RESERVE_LOCK);
                 let mut inserted = 0;
                 for chunk in batch.chunks(<$d>::IMPORT_ROWS) {
                     let values: Vec<String> = (0..chunk.len())
@@ -451,13 +449,7 @@ macro_rules! user_repo_impl {
                 }
                 if inserted > 0 {
                     let highest = batch.iter().map(|u| u.id).max().unwrap_or(0);
-                    for sql in <$d>::RESERVE_IDS {
-                        sqlx::query(*sql)
-                            .bind(highest)
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(rows::map_err)?;
-                    }
+                    rows::execute_each!(tx, <$d>::RESERVE_IDS, highest);
                 }
                 tx.commit().await.map_err(rows::unavailable)?;
                 Ok(inserted)
@@ -479,6 +471,20 @@ macro_rules! user_repo_impl {
 }
 pub(super) use user_repo_impl;
 
+/// Runs fixed statements in a transaction, each with the one value given.
+macro_rules! execute_each {
+    ($tx:ident, $statements:expr $(, $value:expr)?) => {
+        for sql in $statements {
+            sqlx::query(*sql)
+                $(.bind($value))?
+                .execute(&mut *$tx)
+                .await
+                .map_err(rows::map_err)?;
+        }
+    };
+}
+pub(super) use execute_each;
+
 /// `insert_row`, `delete_row` and `claim_rows` with `RETURNING`, and
 /// `reserve_rows` with the [`Dialect`]'s statements (PostgreSQL and SQLite).
 macro_rules! returning_impl {
@@ -487,16 +493,8 @@ macro_rules! returning_impl {
             async fn reserve_rows(&self, through: i64) -> Result<(), $crate::users::RepoError> {
                 use rows::Dialect as _;
                 let mut tx = self.pool.begin().await.map_err(rows::unavailable)?;
-                for lock in <$d>::RESERVE_LOCK {
-                    rows::done(sqlx::query(*lock).execute(&mut *tx).await)?;
-                }
-                for sql in <$d>::RESERVE_IDS {
-                    sqlx::query(*sql)
-                        .bind(through)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(rows::map_err)?;
-                }
+                rows::execute_each!(tx, <$d>::RESERVE_LOCK);
+                rows::execute_each!(tx, <$d>::RESERVE_IDS, through);
                 tx.commit().await.map_err(rows::unavailable)
             }
 

@@ -440,7 +440,7 @@ async fn disabling_a_user_ends_their_sessions_at_once_and_every_step_is_audited(
         "logged_in",
         "sessions_ended",
     ];
-    let mut events = Vec::new();
+    let (mut events, mut mine) = (Vec::new(), Vec::new());
     for _ in 0..50 {
         let (_, v) = admin(
             &app,
@@ -454,7 +454,7 @@ async fn disabling_a_user_ends_their_sessions_at_once_and_every_step_is_audited(
             .as_array()
             .cloned()
             .unwrap_or_default();
-        let mine = v["data"]["events"].as_array().cloned().unwrap_or_default();
+        mine = v["data"]["events"].as_array().cloned().unwrap_or_default();
         if wanted
             .iter()
             .all(|w| events.iter().any(|e| e["event"] == *w))
@@ -464,6 +464,10 @@ async fn disabling_a_user_ends_their_sessions_at_once_and_every_step_is_audited(
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // The user filter keeps this user's events and only them.
+    assert!(!mine.is_empty(), "{mine:?}");
+    assert!(mine.iter().all(|e| e["user_id"] == id), "{mine:?}");
+    assert!(mine.len() < events.len(), "other events are left out");
     for w in wanted {
         assert!(
             events.iter().any(|e| e["event"] == w),

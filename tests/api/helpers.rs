@@ -150,6 +150,7 @@ pub async fn serve_process(dir: &TempDir, env: &[(&str, &str)]) -> (tokio::proce
         .env("PHONEAUTH_DEV__EXPOSE_SECRETS", "true")
         .env_remove("DATABASE_URL")
         .env_remove("REDIS_URL")
+        .env_remove("RUST_LOG") // would hide the `addr=` line it waits for
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true);
@@ -176,6 +177,27 @@ pub async fn serve_process(dir: &TempDir, env: &[(&str, &str)]) -> (tokio::proce
     // Keep draining its log so it never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     (child, format!("http://{addr}"))
+}
+
+/// Whether python3 can `import` each of `modules` (comma-separated), the
+/// independent libraries some tests check phoneauth with. In CI a missing
+/// one fails the test (`.ci/run` installs them); elsewhere the test says
+/// loudly that it did not run.
+pub fn python_has(modules: &str, packages: &str) -> bool {
+    let have = std::process::Command::new("python3")
+        .args(["-c", &format!("import {modules}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !have {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{packages} required in CI; .ci/run installs it (pip install {packages})"
+        );
+        eprintln!(
+            "\n*** SKIPPED: python3 lacks {packages} (pip install {packages}); this test did not run ***\n"
+        );
+    }
+    have
 }
 
 /// The TLS provider reqwest needs before any client is built (the app

@@ -23,18 +23,10 @@ struct OldUser {
 /// (the tutorial's model, werkzeug's hashes); `None` when Python lacks
 /// Flask-SQLAlchemy or PyMySQL outside CI.
 fn old_site(site: &str, sqlalchemy_url: &str, count: usize) -> Option<Vec<OldUser>> {
-    let have = Command::new("python3")
-        .args(["-c", "import flask_sqlalchemy, pymysql, werkzeug"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !have {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "flask-sqlalchemy, pymysql and werkzeug are required in CI; .ci/run installs them"
-        );
-        eprintln!(
-            "\n*** SKIPPED: python3 lacks flask-sqlalchemy, pymysql or werkzeug; the old site's table was not built ***\n"
-        );
+    if !crate::helpers::python_has(
+        "flask_sqlalchemy, pymysql, werkzeug",
+        "flask-sqlalchemy pymysql werkzeug",
+    ) {
         return None;
     }
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/old_site_users.py");

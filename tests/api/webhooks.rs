@@ -61,17 +61,7 @@ import json, sys
 from standardwebhooks.webhooks import Webhook
 Webhook(sys.argv[1]).verify(sys.argv[3], json.loads(sys.argv[2]))
 "#;
-    let have = Command::new("python3")
-        .args(["-c", "import standardwebhooks"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !have {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("the standardwebhooks package is required in CI; .ci/run installs it");
-        }
-        eprintln!(
-            "\n*** SKIPPED: python package standardwebhooks is missing; webhook signatures were not checked independently ***\n"
-        );
+    if !crate::helpers::python_has("standardwebhooks", "standardwebhooks") {
         return None;
     }
     let h: serde_json::Map<String, Value> = headers
