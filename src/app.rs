@@ -378,6 +378,15 @@ pub async fn build_flow(config: &Config, overrides: Overrides) -> anyhow::Result
         sign_up_by_code: config.accounts.sign_up_by_code,
         hide_registered: config.accounts.hide_registered,
         expose_secrets: config.dev.expose_secrets,
+        receipts_from: [
+            ProviderKind::Twilio,
+            ProviderKind::Aliyun,
+            ProviderKind::Tencent,
+        ]
+        .into_iter()
+        .filter(|&p| crate::sms::receipts::configured(p, &config.sms))
+        .map(ProviderKind::name)
+        .collect(),
         inputs: InputRules {
             mobile: MobilePolicy::new(&config.phone.allowed_regions.0)
                 .map_err(anyhow::Error::msg)?,

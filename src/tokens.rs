@@ -25,6 +25,10 @@ pub const MAX_TTL_SECS: u64 = 15 * 60;
 const PUBLISHED_BEFORE_USE_MS: i64 = 300_000;
 /// What the server secret seals token keys for.
 const SEAL: &str = "token-key";
+/// How long an instance serves the key set it last built. The route is
+/// public: without this, each request would read and unseal every key. New
+/// keys are published five minutes before they sign, so 5 s is harmless.
+const JWKS_CACHE_MS: i64 = 5_000;
 
 #[derive(Debug, Clone)]
 pub struct TokenSettings {
@@ -48,6 +52,10 @@ pub struct Tokens {
     clock: SharedClock,
     /// Newest first, as last read.
     keys: RwLock<Vec<Key>>,
+    /// One reader (or maker) of keys at a time: a rotation makes one key.
+    refresh: tokio::sync::Mutex<()>,
+    /// The key set as last published, and when it was built.
+    published: RwLock<Option<(i64, Value)>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +79,8 @@ impl Tokens {
             secret,
             clock,
             keys: RwLock::new(Vec::new()),
+            refresh: tokio::sync::Mutex::new(()),
+            published: RwLock::new(None),
         }
     }
 
@@ -121,9 +131,15 @@ impl Tokens {
     /// The published keys: every key younger than two rotations (a token
     /// signed just before a rotation stays verifiable).
     ///
-    /// Read from the database on each call, so every instance publishes
-    /// every key, whoever made it.
+    /// Read from the database (at most every [`JWKS_CACHE_MS`]), so every
+    /// instance publishes every key, whoever made it.
     pub async fn jwks(&self) -> Result<Value, TokenError> {
+        let now = self.now_ms();
+        if let Some((at, set)) = &*self.published.read().unwrap_or_else(|p| p.into_inner())
+            && now - at < JWKS_CACHE_MS
+        {
+            return Ok(set.clone());
+        }
         self.ensure_current_key().await?;
         let keys = self.load().await?;
         let published: Vec<Value> = keys
@@ -140,7 +156,9 @@ impl Tokens {
                 })
             })
             .collect();
-        Ok(json!({ "keys": published }))
+        let set = json!({ "keys": published });
+        *self.published.write().unwrap_or_else(|p| p.into_inner()) = Some((now, set.clone()));
+        Ok(set)
     }
 
     fn rotation_ms(&self) -> i64 {
@@ -165,6 +183,10 @@ impl Tokens {
         };
         if fresh(&self.keys.read().unwrap_or_else(|p| p.into_inner())) {
             return Ok(());
+        }
+        let _one = self.refresh.lock().await;
+        if fresh(&self.keys.read().unwrap_or_else(|p| p.into_inner())) {
+            return Ok(()); // another request refreshed them meanwhile
         }
         let mut loaded = self.load().await?;
         if !fresh(&loaded) {

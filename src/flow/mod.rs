@@ -62,6 +62,9 @@ pub struct FlowSettings {
     pub hide_registered: bool,
     pub expose_secrets: bool,
     pub inputs: InputRules,
+    /// The providers whose delivery receipts are configured: only their
+    /// sends are recorded to await one.
+    pub receipts_from: Vec<&'static str>,
 }
 
 /// How long a database look-up that a request can do without may take.

@@ -22,16 +22,18 @@ const RECEIPT_WAIT: Duration = Duration::from_secs(3 * 86_400);
 struct SentMessage {
     country: String,
     prefix: String,
-    status: String,
 }
 
 impl Flow {
-    /// Records a send for its receipt; a failure costs only that receipt.
+    /// Records a send for its receipt, when that provider's receipts are
+    /// configured; a failure costs only that receipt.
     pub(super) async fn await_receipt(&self, provider: &str, message_id: &str, mobile: &Mobile) {
+        if !self.settings.receipts_from.contains(&provider) {
+            return;
+        }
         let sent = SentMessage {
             country: mobile.country().to_owned(),
             prefix: mobile.pumping_prefix().to_owned(),
-            status: "sent".into(),
         };
         let Ok(json) = serde_json::to_vec(&sent) else {
             return;
@@ -45,30 +47,15 @@ impl Flow {
     /// Applies a verified receipt; `false` when the send is unknown or was
     /// settled already (vendors repeat callbacks).
     pub async fn apply_receipt(&self, provider: &'static str, r: &Receipt) -> bool {
+        // Taken, so applied once, whoever comes first: vendors repeat
+        // callbacks.
         let key = keys::sms_receipt(provider, &r.message_id);
-        let Ok(Some(bytes)) = self.store.get(&key).await else {
+        let Ok(Some(bytes)) = self.store.take(&key).await else {
             return false;
         };
-        let Ok(mut sent) = serde_json::from_slice::<SentMessage>(&bytes) else {
+        let Ok(sent) = serde_json::from_slice::<SentMessage>(&bytes) else {
             return false;
         };
-        // Settled once, whoever comes first: vendors repeat callbacks.
-        let settled = format!("{key}:settled");
-        if sent.status != "sent"
-            || !matches!(
-                self.store.set_nx(&settled, b"1", RECEIPT_WAIT).await,
-                Ok(None)
-            )
-        {
-            return false;
-        }
-        sent.status = r.delivery.as_str().to_owned();
-        let Ok(json) = serde_json::to_vec(&sent) else {
-            return false;
-        };
-        if !matches!(self.store.replace(&key, &json).await, Ok(true)) {
-            return false;
-        }
         meter::sms_receipt(provider, &sent.country, r.delivery.as_str());
         if r.delivery == Delivery::Failed {
             self.defence.undelivered(&sent.prefix, &sent.country).await;

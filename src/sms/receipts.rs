@@ -153,6 +153,19 @@ fn twilio_receipts(fields: &[(String, String)]) -> Vec<Receipt> {
         .collect()
 }
 
+/// Whether `provider`'s receipts can arrive at all (what [`read`] refuses
+/// as `NotConfigured` otherwise): only then is a send worth recording.
+pub fn configured(provider: ProviderKind, cfg: &SmsConfig) -> bool {
+    match provider {
+        ProviderKind::Twilio => {
+            !cfg.twilio.status_callback.is_empty() && !cfg.twilio.auth_token.expose().is_empty()
+        }
+        ProviderKind::Aliyun => !cfg.aliyun.callback_token.expose().is_empty(),
+        ProviderKind::Tencent => !cfg.tencent.callback_token.expose().is_empty(),
+        ProviderKind::Cloopen | ProviderKind::Log => false,
+    }
+}
+
 fn check_token(want: &str, given: Option<&str>) -> Result<(), ReceiptError> {
     if want.is_empty() {
         return Err(ReceiptError::NotConfigured);
